@@ -1,0 +1,12 @@
+"""Test runner: ``python rt4ksr_arch/test.py -opt options/test/<file>.yml``.
+
+Thin: registers rt4ksr_arch into BasicSR, then runs BasicSR's own test pipeline with the
+repository root as root path (results go to ``results/<name>`` unless ``path.results_root``).
+"""
+from os import path as osp
+
+import rt4ksr_arch  # noqa: F401  (applies compat fixes, registers archs/datasets/models)
+from basicsr.test import test_pipeline
+
+if __name__ == '__main__':
+    test_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
