@@ -41,13 +41,19 @@ def read_checkpoint(path: str) -> Any:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f'{path} holds Python objects beyond tensors and plain containers, so it was not loaded '
-            f'(weights_only=True). Re-save only its state dict: torch.save(model.state_dict(), ...). '
-            f'Detail: {err}') from err
+        # weights_only names a refused type as "Unsupported global"; anything else is damage.
+        if 'Unsupported global' in str(err):
+            detail = str(err).split('Unsupported global')[1].split('\n')[0].strip(' :')
+            raise CheckpointError(
+                f'{path} holds Python objects beyond tensors and plain containers ({detail}), so it was not '
+                'loaded (weights_only=True). Re-save only its state dict: torch.save(model.state_dict(), ...)'
+            ) from err
+        corrupted = err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f'cannot read {path}: the file is truncated, corrupted or not a PyTorch '
-                              f'checkpoint ({type(err).__name__}: {err}). Download or copy it again.') from err
+        corrupted = err
+    raise CheckpointError(f'cannot read {path}: the file is truncated, corrupted or not a PyTorch checkpoint '
+                          f'({type(corrupted).__name__} while unpacking it). '
+                          'Download or copy it again.') from corrupted
 
 
 def _strip_prefixes(key: str) -> str:
