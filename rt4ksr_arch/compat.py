@@ -19,6 +19,7 @@ edited. Each fix states the breakage it answers:
    ``path.results_root`` given in the YAML is honoured (the tests and users write elsewhere).
 """
 import datetime
+import importlib
 import os
 import sys
 from collections import Counter
@@ -160,12 +161,10 @@ def apply() -> None:
     _alias_functional_tensor()
     torch.serialization.add_safe_globals([Counter])
 
-    import basicsr.test
-    import basicsr.train
-    import basicsr.utils.options
-    parse_options = _wrap_parse_options(basicsr.utils.options.parse_options)
-    for module in (basicsr.utils.options, basicsr.train, basicsr.test):
+    options, train, test = (importlib.import_module(f'basicsr.{name}') for name in ('utils.options', 'train', 'test'))
+    parse_options = _wrap_parse_options(options.parse_options)
+    for module in (options, train, test):
         module.parse_options = parse_options
-    basicsr.utils.options.init_dist = init_dist
-    basicsr.train.load_resume_state = load_resume_state
+    options.init_dist = init_dist
+    train.load_resume_state = load_resume_state
     _APPLIED = True
