@@ -1,0 +1,68 @@
+"""The basicsr 1.4.2 compatibility fixes, each against the breakage it answers."""
+import socket
+import sys
+from collections import Counter
+
+import torch
+
+from rt4ksr_arch import compat
+from tests.helpers import run_module
+
+
+def test_functional_tensor_alias_lets_basicsr_degradations_import():
+    import basicsr.data.degradations as degradations
+    from torchvision.transforms import functional
+    assert degradations.rgb_to_grayscale is functional.rgb_to_grayscale
+    assert 'torchvision.transforms.functional_tensor' in sys.modules
+
+
+def test_local_rank_spellings():
+    argv = ['train.py', '-opt', 'x.yml', '--local-rank=3', '--launcher', 'pytorch']
+    assert compat.normalize_local_rank_argv(argv) == ['train.py', '-opt', 'x.yml', '--local_rank=3', '--launcher',
+                                                      'pytorch']
+    assert compat.normalize_local_rank_argv(['--local-rank', '2']) == ['--local_rank', '2']
+
+
+def test_init_dist_really_starts_gloo_on_cpu():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    code = ('import os; os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", '
+            f'MASTER_PORT="{port}"); import rt4ksr_arch, torch.distributed as dist; '
+            'from basicsr.utils import options; options.init_dist("pytorch"); '
+            'print(dist.get_backend(), dist.get_world_size()); dist.destroy_process_group()')
+    done = run_module('-c', code, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:2] == ['gloo', '1']
+
+
+def test_init_dist_timeout_and_yaml_backend_override(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.distributed, 'init_process_group', lambda **kw: calls.append(kw))
+    monkeypatch.setattr(torch.multiprocessing, 'get_start_method', lambda allow_none=False: 'spawn')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    compat.init_dist('pytorch')
+    monkeypatch.setattr(compat, '_pending_dist_params', {'backend': 'mpi', 'timeout_minutes': 5})
+    compat.init_dist('pytorch')
+    assert [(c['backend'], c['timeout'].total_seconds()) for c in calls] == [('gloo', 7200.0), ('mpi', 300.0)]
+
+
+def test_training_state_with_counter_resumes_on_cpu(tmp_path):
+    from basicsr.models.lr_scheduler import MultiStepRestartLR
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = MultiStepRestartLR(opt, milestones=[2, 4], gamma=0.5)
+    assert isinstance(scheduler.state_dict()['milestones'], Counter)
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    for it in (5, 40, 300):
+        torch.save({'iter': it, 'epoch': 0, 'schedulers': [scheduler.state_dict()], 'optimizers': []},
+                   states / f'{it}.state')
+    (states / 'notes.txt').write_text('ignored')
+    assert compat.latest_training_state(str(states)) == str(states / '300.state')
+    opt_dict = {'auto_resume': True, 'name': 'exp', 'network_g': {},
+                'path': {'training_states': str(states), 'models': str(tmp_path / 'models')}}
+    state = compat.load_resume_state(opt_dict)
+    assert state['iter'] == 300 and opt_dict['path']['resume_state'] == str(states / '300.state')
+    assert state['schedulers'][0]['milestones'] == Counter([2, 4])
+    assert compat.load_resume_state({'auto_resume': True, 'path': {'training_states': str(tmp_path / 'none')}}) \
+        is None
