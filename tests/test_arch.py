@@ -91,6 +91,14 @@ def test_hf_branch_disabled_skips_hfb_and_gamma():
         assert torch.equal(net(x), ref)
 
 
+def test_dormant_branch_is_frozen_only_when_disabled():
+    dormant = {n for n, p in RT4KSR().named_parameters() if not p.requires_grad}
+    assert dormant == {'gamma'} | {f'hfb.0.{c}_conv.{t}' for c in ('expand', 'fea', 'reduce') for t in ('weight', 'bias')}
+    assert all(p.requires_grad for p in RT4KSR(hf_branch=True).parameters())
+    assert {n for n, p in reparameterize(RT4KSR()).named_parameters() if not p.requires_grad} == {
+        'gamma', 'hfb.0.rep_conv.weight', 'hfb.0.rep_conv.bias'}
+
+
 def test_hf_branch_enabled_follows_the_authors_definition():
     net = randomize_(RT4KSR(hf_branch=True)).eval()
     x = torch.rand(1, 3, 16, 20, generator=torch.Generator().manual_seed(3))

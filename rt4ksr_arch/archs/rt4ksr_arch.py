@@ -11,7 +11,7 @@ Layout (module names match the authors' checkpoints, so they load strictly)::
 skips); ``RT4KSRDeploy`` replaces every ResBlock by the single 3x3 conv it equals
 (see ``rt4ksr_arch.ops.fusion``). The authors' high-frequency branch (``hfb``,
 ``gamma``) is disabled in the released models; its parameters are kept so their
-checkpoints load strictly, and it is only computed when ``hf_branch=True``.
+checkpoints load strictly (frozen), and it is only computed (and trained) when ``hf_branch=True``.
 
 Any input size works: odd heights/widths are padded by one replicated row/column at
 the bottom/right (PixelUnshuffle needs even sizes) and the output is cropped back to
@@ -132,6 +132,10 @@ class _RT4KSRBase(nn.Module):
         self.tail = nn.Sequential(LayerNorm2d(num_feat), self._make_block(num_feat))
         self.upsample = nn.Sequential(
             nn.Conv2d(num_feat, num_out_ch * (2 * upscale)**2, 3, padding=1), nn.PixelShuffle(2 * upscale))
+        if not hf_branch:
+            # dormant weights get no gradient; frozen, DDP does not wait for them and optimizers skip them
+            self.hfb.requires_grad_(False)
+            self.gamma.requires_grad_(False)
 
     @staticmethod
     def _make_block(num_feat: int) -> nn.Module:
