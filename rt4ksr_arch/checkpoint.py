@@ -5,9 +5,7 @@ Formats: the authors' ``.pth`` (``{'state_dict': {'module.…'}}``), PyTorch-Lig
 and bare state dicts. Train-form weights are fused on the fly for ``RT4KSRDeploy``.
 Every load uses ``weights_only=True``: a checkpoint can never run code.
 """
-import os
 import pickle
-import tempfile
 import zipfile
 from os import path as osp
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -120,11 +118,15 @@ def describe_state_dict(state_dict: StateDict, num_out_ch: Optional[int] = None)
 
 
 def check_compatible(found: Dict[str, Any], net_config: Dict[str, Any], source: str,
-                     opt_prefix: str = 'network_g') -> None:
-    """Raise a CheckpointError naming every shape option on which weights and network disagree."""
+                     opt_prefix: str = 'network_g', strict: bool = True) -> None:
+    """Raise a CheckpointError naming every shape option on which weights and network disagree.
+
+    ``strict=False`` tolerates another scale (fine-tuning x3/x4 from x2 weights: all but the
+    upsampler loads).
+    """
     problems = []
     for key in _SHAPE_KEYS:
-        if found[key] != net_config[key]:
+        if found[key] != net_config[key] and (strict or key != 'upscale'):
             shown = f'x{found[key]}' if key == 'upscale' else found[key]
             problems.append(f'checkpoint {key} is {shown}, {opt_prefix}.{key} is {net_config[key]}')
     if found['prelu'] != (net_config['act_type'] == 'prelu'):
@@ -151,7 +153,7 @@ def load_rt4ksr_weights(net: nn.Module,
         found = describe_state_dict(state_dict, getattr(net, 'num_out_ch', None))
     except CheckpointError as err:
         raise CheckpointError(f'{name}: {err}') from err
-    check_compatible(found, net.config, name, opt_prefix)
+    check_compatible(found, net.config, name, opt_prefix, strict)
     if found['form'] == 'deploy' and not isinstance(net, RT4KSRDeploy):
         raise CheckpointError(f'{name} holds fused (deploy-form) weights, which cannot be un-fused into the '
                               f'train-time {type(net).__name__}: set {opt_prefix}.type: RT4KSRDeploy, or load '
@@ -159,12 +161,18 @@ def load_rt4ksr_weights(net: nn.Module,
     fused = found['form'] == 'train' and isinstance(net, RT4KSRDeploy)
     if fused:
         state_dict = fuse_state_dict(state_dict)
+    skipped = []
+    if not strict:
+        own = net.state_dict()
+        skipped = sorted(k for k, v in state_dict.items() if k in own and own[k].shape != v.shape)
+        state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
     try:
         net.load_state_dict(state_dict, strict=strict)
     except RuntimeError as err:
         raise CheckpointError(f'{name} does not load into {type(net).__name__}: {err}') from err
     return (f'{where}, {found["form"]} form{" fused on load" if fused else ""}, x{found["upscale"]}, '
-            f'C={found["num_feat"]}, N={found["num_block"]}')
+            f'C={found["num_feat"]}, N={found["num_block"]}' +
+            (f'; not loaded (shape differs, strict_load_g: false): {skipped}' if skipped else ''))
 
 
 def build_from_state_dict(state_dict: StateDict, deploy: bool = False, **overrides: Any) -> nn.Module:
@@ -176,20 +184,3 @@ def build_from_state_dict(state_dict: StateDict, deploy: bool = False, **overrid
     net = (RT4KSRDeploy if deploy else RT4KSR)(**config)
     load_rt4ksr_weights(net, {'params': state_dict}, opt_prefix='the inferred network')
     return net
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -13,8 +13,9 @@ from os import path as osp
 from typing import List, Optional
 
 import rt4ksr_arch  # noqa: F401  (compat + registries)
-from rt4ksr_arch.checkpoint import (CheckpointError, atomic_torch_save, build_from_state_dict, describe_state_dict,
-                                    extract_state_dict, read_checkpoint)
+from rt4ksr_arch.checkpoint import (CheckpointError, build_from_state_dict, describe_state_dict, extract_state_dict,
+                                    read_checkpoint)
+from rt4ksr_arch.fileio import atomic_torch_save
 
 
 def convert(src: str, dst: str, deploy: bool = False, param_key: Optional[str] = None,

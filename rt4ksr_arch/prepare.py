@@ -27,7 +27,6 @@ import shutil
 import struct
 import sys
 import tempfile
-import uuid
 import warnings
 from multiprocessing import Pool
 from os import path as osp
@@ -40,9 +39,9 @@ from tqdm import tqdm
 
 import rt4ksr_arch  # noqa: F401  (compat: basicsr imports only after it)
 from basicsr.utils.lmdb_util import LmdbMaker
+from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_unchanged
+from rt4ksr_arch.fileio import TMP_SUFFIX, atomic_write_bytes
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-TMP_SUFFIX = '.tmp'
 PARTIAL_LMDB = '.partial-'
 
 # skimage.data photographs that ship inside the wheel (no download). Left out: the grayscale
@@ -184,17 +183,11 @@ def read_image(path: str) -> np.ndarray:
     """The image as stored (``cv2.IMREAD_UNCHANGED``); PrepareError naming the file otherwise."""
     try:
         data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it cannot tell missing from corrupt
+        return decode_unchanged(data.tobytes(), path)
     except OSError as err:
         raise PrepareError(f'cannot read {path}: {err.strerror or err}') from err
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise PrepareError(f'cannot read {path}: not a decodable image (empty, truncated or not '
-                           f'{"/".join(e[1:] for e in IMAGE_EXTENSIONS)})')
-    if img.dtype not in (np.uint8, np.uint16) or img.ndim not in (2, 3) or (img.ndim == 3
-                                                                           and img.shape[2] not in (1, 3, 4)):
-        raise PrepareError(f'cannot use {path}: {img.dtype} with shape {img.shape}; PNG outputs hold 8/16-bit '
-                           'gray, BGR or BGRA images')
-    return img
+    except ImageReadError as err:
+        raise PrepareError(str(err)) from err
 
 
 def image_shape(img: np.ndarray) -> Tuple[int, int, int]:
@@ -207,30 +200,6 @@ def encode_png(img: np.ndarray, compression: int) -> bytes:
     if not ok:
         raise PrepareError(f'cv2 could not encode a {img.dtype} {img.shape} image as PNG')
     return buf.tobytes()
-
-
-def atomic_write_bytes(path: str, data: bytes, fsync: bool = False) -> None:
-    """Write to a hidden temporary file beside ``path``, then rename it onto ``path``.
-
-    A killed process leaves at most a ``.<name>.*.tmp`` file, never a truncated ``path``;
-    BasicSR's folder listing (``scandir``) skips hidden files. ``fsync`` is off for the
-    thousands of sub-images: a killed process loses nothing already written to the page cache.
-    """
-    folder, base = osp.split(osp.abspath(path))
-    tmp = osp.join(folder, f'.{base}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}')
-    # os.open with 0o666 (not mkstemp, which makes 0600 files): the umask decides, as for any new file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def remove_stale_temp_files(folder: str) -> int:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rt4ksr_arch import RT4KSR, RT4KSRDeploy, CheckpointError, load_rt4ksr_weights, reparameterize
-from rt4ksr_arch.checkpoint import atomic_torch_save
+from rt4ksr_arch.fileio import atomic_torch_save
 from tests.helpers import randomize_, run_module, shared
 
 X = torch.rand(1, 3, 10, 14, generator=torch.Generator().manual_seed(0))
@@ -77,6 +77,19 @@ def test_deploy_weights_refuse_the_train_form(tmp_path):
 def test_mismatch_names_the_option(net, message):
     with pytest.raises(CheckpointError, match=message):
         load_rt4ksr_weights(net, str(shared('weights', 'rt4ksr_official', 'rt4ksr_x3.pth')))
+
+
+def test_non_strict_load_starts_x3_from_x2_weights(official_x2):
+    net = RT4KSR(upscale=3)
+    before = net.upsample[0].weight.clone()
+    summary = load_rt4ksr_weights(net, official_x2, strict=False)
+    assert "['upsample.0.bias', 'upsample.0.weight']" in summary
+    assert torch.equal(net.upsample[0].weight, before)
+    reference = RT4KSR(upscale=2)
+    load_rt4ksr_weights(reference, official_x2)
+    assert torch.equal(net.body[2].conv1.fea_conv.weight, reference.body[2].conv1.fea_conv.weight)
+    with pytest.raises(CheckpointError, match='num_feat is 24, network_g.num_feat is 16'):
+        load_rt4ksr_weights(RT4KSR(upscale=3, num_feat=16), official_x2, strict=False)
 
 
 def test_bad_files_give_clear_errors(tmp_path, official_x2):

@@ -285,7 +285,7 @@ def test_clear_errors_for_missing_empty_and_unreadable_inputs(tmp_path, capsys):
     out = tmp_path / 'sub'
     assert main(['subimages', str(folder), str(out), '--crop-size', '32', '--step', '16', '--workers', '1']) == 2
     err = capsys.readouterr().err
-    assert f'cannot read {folder / "bad.png"}' in err and f'cannot read {folder / "empty.jpg"}' in err
+    assert f'cannot decode image {folder / "bad.png"}' in err and f'cannot decode image {folder / "empty.jpg"}' in err
     assert '2 of 3 images failed' in err
     assert sorted(p.name for p in out.iterdir()) == ['good_s001.png', 'good_s002.png', 'good_s003.png',
                                                      'good_s004.png']  # the readable image is done
