@@ -17,6 +17,8 @@ edited. Each fix states the breakage it answers:
 5. ``SRModel`` reads ``opt['val']['suffix']`` unguarded (KeyError): default it to None.
 6. Output roots are always forced under the repository: a ``path.experiments_root`` /
    ``path.results_root`` given in the YAML is honoured (the tests and users write elsewhere).
+7. Resume restarts the saved epoch from its first batch (samples seen twice, others never):
+   the train sampler becomes ``ResumableEnlargedSampler``, which skips what was consumed.
 """
 import datetime
 import importlib
@@ -72,7 +74,8 @@ def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> No
     import torch.multiprocessing as mp
     if launcher != 'pytorch':
         from basicsr.utils import dist_util
-        return dist_util.init_dist(launcher, backend=backend or 'nccl', **kwargs)
+        slurm_kwargs = {k: v for k, v in kwargs.items() if k == 'port'}  # slurm takes no other option
+        return dist_util.init_dist(launcher, backend=backend or 'nccl', **slurm_kwargs)
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
     params = {**_pending_dist_params, **kwargs}
@@ -150,7 +153,27 @@ def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         return None
     resume_state = load_training_state(state_path)
     check_resume(opt, resume_state['iter'])
+    _resume_position.update(iter=resume_state['iter'], epoch=resume_state['epoch'])
     return resume_state
+
+
+_resume_position: Dict[str, int] = {}
+
+
+def _wrap_create_train_val_dataloader(original: Callable) -> Callable:
+
+    def create_train_val_dataloader(opt: Dict[str, Any], logger: Any):
+        result = original(opt, logger)
+        train_loader, train_sampler = result[0], result[1]
+        if _resume_position and hasattr(train_sampler, 'resume_at'):
+            # every finished epoch ran len(train_loader) iterations (drop_last batches)
+            done = _resume_position['iter'] - _resume_position['epoch'] * len(train_loader)
+            train_sampler.resume_at(done * train_loader.batch_size)
+            logger.info(f'Resuming epoch {_resume_position["epoch"]} after its first {done} batches.')
+        _resume_position.clear()
+        return result
+
+    return create_train_val_dataloader
 
 
 def apply() -> None:
@@ -160,6 +183,7 @@ def apply() -> None:
         return
     _alias_functional_tensor()
     torch.serialization.add_safe_globals([Counter])
+    from rt4ksr_arch.data.sampler import ResumableEnlargedSampler
 
     options, train, test = (importlib.import_module(f'basicsr.{name}') for name in ('utils.options', 'train', 'test'))
     parse_options = _wrap_parse_options(options.parse_options)
@@ -167,4 +191,6 @@ def apply() -> None:
         module.parse_options = parse_options
     options.init_dist = init_dist
     train.load_resume_state = load_resume_state
+    train.create_train_val_dataloader = _wrap_create_train_val_dataloader(train.create_train_val_dataloader)
+    train.EnlargedSampler = ResumableEnlargedSampler
     _APPLIED = True

@@ -1,0 +1,43 @@
+"""Decode any image a user may hand us, validated, in one place for the datasets and the tools.
+
+``decode_unchanged`` keeps an image as stored (8/16-bit, gray/BGR/BGRA). ``decode_image`` then
+applies the rule every dataset follows (datasets/README.md): 3-channel BGR (OpenCV order),
+``float32`` in [0, 1], HWC; gray is repeated into three channels, an alpha channel is dropped
+(RT4KSR is an RGB model), 16-bit values are divided by 65535 and 8-bit by 255.
+"""
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded or used; the message names the file."""
+
+
+def decode_unchanged(content: bytes, name: str) -> np.ndarray:
+    """Decode encoded bytes as stored: uint8/uint16, HW (gray) or HWC with 1, 3 or 4 channels."""
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if content else None
+    if img is None:
+        raise ImageReadError(f'cannot decode image {name}: the file is empty, truncated or not an image '
+                             f'({"/".join(e[1:] for e in IMAGE_EXTENSIONS)}); replace or remove it')
+    if img.dtype not in (np.uint8, np.uint16) or img.ndim not in (2, 3) or (img.ndim == 3
+                                                                           and img.shape[2] not in (1, 3, 4)):
+        raise ImageReadError(f'cannot use {name}: {img.dtype} with shape {img.shape}; expected 8/16-bit gray, '
+                             'color or color+alpha')
+    return img
+
+
+def decode_image(content: bytes, name: str) -> Tuple[np.ndarray, int]:
+    """Decode encoded image bytes into (BGR float32 HWC in [0, 1], bit depth 8 or 16)."""
+    img = decode_unchanged(content, name)
+    depth = 16 if img.dtype == np.uint16 else 8
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    return img.astype(np.float32) / (65535.0 if depth == 16 else 255.0), depth

@@ -1,0 +1,155 @@
+"""OnlineBicubicPairedDataset: HR images in, (LR, HR) pairs out, the LR made on the fly.
+
+RT4KSR trains on HR images only: each sample crops a random HR patch, augments it and
+downscales the *patch* with MATLAB-exact bicubic (``rt4ksr_arch.ops.bicubic``), so the LR is
+exactly what ``imresize(gt, 1/scale)`` in MATLAB gives for that patch.
+"""
+from os import path as osp
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch.utils import data
+
+from basicsr.data.data_util import paths_from_lmdb
+from basicsr.utils import FileClient, bgr2ycbcr, scandir
+from basicsr.utils.registry import DATASET_REGISTRY
+from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, decode_image
+from rt4ksr_arch.ops.bicubic import imresize
+
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)  # basicsr's scandir is case-sensitive
+
+
+def list_images(opt: Dict[str, Any]) -> List[str]:
+    """Image paths (disk) or keys (lmdb) of ``dataroot_gt``, optionally restricted by ``meta_info_file``."""
+    root, backend = opt['dataroot_gt'], opt['io_backend']['type']
+    if backend == 'lmdb':
+        if not osp.isfile(osp.join(root, 'meta_info.txt')):
+            raise FileNotFoundError(f'dataroot_gt {root} is not a BasicSR lmdb (no meta_info.txt inside); '
+                                    'build one with `python -m rt4ksr_arch.prepare lmdb`')
+        keys = paths_from_lmdb(root)
+    elif not osp.isdir(root):
+        raise FileNotFoundError(f'dataroot_gt {root} is not a folder; see datasets/README.md for the layout')
+    if opt.get('meta_info_file'):
+        if not osp.isfile(opt['meta_info_file']):
+            raise FileNotFoundError(f'meta_info_file {opt["meta_info_file"]} not found')
+        with open(opt['meta_info_file']) as f:
+            names = [line.split(' ')[0].strip() for line in f if line.strip()]
+        paths = [osp.splitext(n)[0] if backend == 'lmdb' else osp.join(root, n) for n in names]
+    elif backend == 'lmdb':
+        paths = keys
+    else:
+        paths = sorted(scandir(root, suffix=IMAGE_SUFFIXES, recursive=True, full_path=True))
+    if not paths:
+        raise ValueError(f'no images found in dataroot_gt {root} (looked for {", ".join(IMAGE_EXTENSIONS)}, lower or upper case)')
+    return paths
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The random stream of one sample: a pure function of (run seed, epoch, enlarged index).
+
+    Samples are then identical whatever the number of workers or a mid-epoch resume, and
+    differ across epochs. (basicsr's ``augment``/``paired_random_crop`` draw from ``random``,
+    which its worker_init_fn reseeds identically every epoch.)
+    """
+    state = np.random.SeedSequence([seed % 2**63, epoch, index]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def random_crop_and_augment(img: np.ndarray, size: int, hflip: bool, rot: bool,
+                            gen: Optional[torch.Generator] = None) -> np.ndarray:
+    """A random ``size``x``size`` HWC crop, then random h-flip / v-flip / transpose (8 geometries)."""
+    h, w = img.shape[:2]
+    top = int(torch.randint(h - size + 1, (), generator=gen))
+    left = int(torch.randint(w - size + 1, (), generator=gen))
+    patch = img[top:top + size, left:left + size]
+    flips = torch.rand(3, generator=gen) < 0.5
+    if hflip and flips[0]:
+        patch = patch[:, ::-1]
+    if rot and flips[1]:
+        patch = patch[::-1]
+    if rot and flips[2]:
+        patch = patch.transpose(1, 0, 2)
+    return np.ascontiguousarray(patch)
+
+
+@DATASET_REGISTRY.register()
+class OnlineBicubicPairedDataset(data.Dataset):
+    """Paired SR samples from HR images alone; returns what PairedImageDataset returns.
+
+    Options: ``dataroot_gt`` (folder or ``.lmdb``), ``meta_info_file``, ``io_backend: {type:
+    disk|lmdb}``, ``scale``, ``gt_size`` (train crop), ``use_hflip``, ``use_rot``, ``round_lq``
+    (LR on the 8-bit grid like MATLAB files; default true), ``color: y``, ``phase``.
+    Train: random crop of the mod-cropped HR, augmentation, LR from the crop. Val/test: the
+    whole mod-cropped HR and its LR. Randomness: see ``sample_generator``.
+    """
+
+    accepts_enlarged_index = True  # ResumableEnlargedSampler hands over indices before the modulo
+
+    def __init__(self, opt: Dict[str, Any]) -> None:
+        super().__init__()
+        self.opt = opt
+        self.scale = int(opt['scale'])
+        self.phase = opt.get('phase', 'train')
+        self.round_lq = bool(opt.get('round_lq', True))
+        self.color = opt.get('color')
+        if self.color not in (None, 'y'):
+            raise ValueError(f'color must be omitted or "y", got {self.color!r}')
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
+        if self.io_backend_opt['type'] not in ('disk', 'lmdb'):
+            raise ValueError(f'io_backend.type must be disk or lmdb, got {self.io_backend_opt["type"]!r}')
+        self.gt_size = opt.get('gt_size')
+        if self.phase == 'train':
+            if not isinstance(self.gt_size, int) or self.gt_size % self.scale:
+                raise ValueError(f'gt_size must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
+            if opt.get('persistent_workers'):
+                raise ValueError('persistent_workers must be off: workers would keep epoch 0 and repeat crops')
+        self.paths = list_images({**opt, 'io_backend': self.io_backend_opt})
+        self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
+        self.seed = torch.initial_seed()  # basicsr seeds torch with manual_seed + rank before building us
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the sampler at each epoch (before the workers start), so crops change per epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _read(self, path: str) -> np.ndarray:
+        if self.file_client is None:
+            backend = dict(self.io_backend_opt)
+            if backend['type'] == 'lmdb':
+                backend.update(db_paths=[self.opt['dataroot_gt']], client_keys=['gt'])
+            self.file_client = FileClient(backend.pop('type'), **backend)
+        name = path if self.io_backend_opt['type'] == 'disk' else f'{self.opt["dataroot_gt"]}[{path}]'
+        try:
+            content = self.file_client.get(path, 'gt')
+        except (OSError, TypeError) as err:  # lmdb returns None for a missing key -> TypeError
+            raise FileNotFoundError(f'cannot read {name}: {err}') from err
+        return decode_image(content, name)[0]
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        path = self.paths[index % len(self.paths)]
+        img = self._read(path)
+        h, w = img.shape[:2]
+        img = img[:h - h % self.scale, :w - w % self.scale]
+        if self.phase == 'train':
+            if min(img.shape[:2]) < self.gt_size:
+                raise ValueError(f'{path} is {w}x{h}, smaller than gt_size {self.gt_size}: remove it, or lower '
+                                 'gt_size')
+            gen = sample_generator(self.seed, self.epoch, index)
+            img = random_crop_and_augment(img, self.gt_size, self.opt.get('use_hflip', False),
+                                          self.opt.get('use_rot', False), gen)
+        elif min(img.shape[:2]) < self.scale:
+            raise ValueError(f'{path} is {w}x{h}, smaller than the scale {self.scale}')
+        if self.color == 'y':
+            img = bgr2ycbcr(img, y_only=True)[..., None]
+        gt = torch.from_numpy(np.ascontiguousarray(img[..., ::-1] if img.shape[2] == 3 else img)).permute(2, 0, 1)
+        lq = make_lq(gt, self.scale, self.round_lq)
+        return {'lq': lq, 'gt': gt.contiguous(), 'lq_path': path, 'gt_path': path}
+
+
+def make_lq(gt: torch.Tensor, scale: int, round_lq: bool) -> torch.Tensor:
+    """LR of a [C,H,W] float [0,1] HR: MATLAB bicubic 1/scale, on the 8-bit grid if ``round_lq``."""
+    return imresize(gt * 255.0, 1.0 / scale, round_uint8=round_lq) / 255.0
