@@ -1,20 +1,107 @@
-"""RT4KSRModel: BasicSR's SRModel with RT4KSR-aware checkpoint loading."""
-from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
-from basicsr.utils.registry import MODEL_REGISTRY
+"""RT4KSRModel: BasicSR's SRModel with RT4KSR-aware loading and a modern training loop.
 
+On top of SRModel: any-format checkpoint loading; optimizers and schedulers by name;
+warmup that reaches the peak LR; no weight decay on norms/biases; EMA over parameters and
+buffers; bf16/fp16 autocast (GradScaler for fp16 only); channels_last; torch.compile with
+clean checkpoint keys; gradient clipping; atomic checkpoints; option validation; a bicubic
+baseline logged beside the validation metrics.
+"""
+from collections import OrderedDict
+from contextlib import nullcontext
+from os import path as osp
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from basicsr.metrics import calculate_metric
+from basicsr.models import lr_scheduler as basicsr_schedulers
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, tensor2img
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
 from rt4ksr_arch.checkpoint import load_rt4ksr_weights
+from rt4ksr_arch.fileio import atomic_torch_save
+from rt4ksr_arch.ops.bicubic import imresize
+
+_AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# basicsr's own schedulers; any other name is looked up in torch.optim.lr_scheduler
+_BASICSR_SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR',
+                       'CosineAnnealingRestartLR': 'CosineAnnealingRestartLR'}
+
+
+def find_numeric_strings(tree: Any, prefix: str = '') -> List[str]:
+    """Dotted keys of string values that read as numbers (PyYAML loads ``2e-4`` as the text '2e-4')."""
+    found = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            found += find_numeric_strings(value, f'{prefix}.{key}' if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            found += find_numeric_strings(value, f'{prefix}[{i}]')
+    elif isinstance(tree, str):
+        try:
+            float(tree)
+        except ValueError:
+            return []
+        found.append(f'{prefix}={tree!r}')
+    return found
+
+
+def validate_options(opt: Dict[str, Any]) -> None:
+    """Fail early, naming the key, on options that would break training later or silently."""
+    sections = {k: opt.get(k) for k in ('train', 'network_g', 'val')}
+    sections['datasets'] = {name: {k: v for k, v in (d or {}).items() if not k.startswith(('dataroot', 'name'))}
+                            for name, d in (opt.get('datasets') or {}).items()}
+    bad = find_numeric_strings(sections)
+    if bad:
+        raise ValueError('these options are text, not numbers: ' + ', '.join(bad) + '. YAML reads 2e-4 as a '
+                         'string: write 2.0e-4 (with a dot) or 0.0002.')
+    amp = (opt.get('train') or {}).get('amp')
+    if amp not in (None, False, *_AMP_DTYPES):
+        raise ValueError(f'train.amp must be bf16, fp16 or omitted, got {amp!r}')
+
+
+def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict[str, Any]]:
+    """Param groups: conv/linear weights decay; norm weights, biases and other 1-D params do not."""
+    decay, no_decay = [], []
+    for _, param in named_params:
+        if param.requires_grad:
+            (decay if param.ndim > 1 else no_decay).append(param)
+    groups = [{'params': decay, 'weight_decay': weight_decay}]
+    if no_decay:
+        groups.append({'params': no_decay, 'weight_decay': 0.0})
+    return groups
 
 
 @MODEL_REGISTRY.register()
 class RT4KSRModel(SRModel):
-    """SRModel whose ``path.pretrain_network_g`` accepts any RT4KSR checkpoint format.
+    """SRModel for RT4KSR; every option is documented in options/train/rt4ksr_x2.yml."""
 
-    The authors' ``.pth``, Lightning ``.ckpt``, BasicSR ``params``/``params_ema`` and bare
-    state dicts all load; train-form weights are fused for ``RT4KSRDeploy``; a scale or
-    width mismatch fails with a message naming the option to change.
-    """
+    def __init__(self, opt: Dict[str, Any]) -> None:
+        validate_options(opt)
+        train_opt = opt.get('train') or {}
+        self.amp_dtype = _AMP_DTYPES.get(train_opt.get('amp')) if opt['is_train'] else None
+        self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
+        self.scaler = None
+        self._scheduled_lrs: Optional[List[List[float]]] = None
+        self._bicubic_cache: Dict[str, Dict[str, float]] = {}
+        super().__init__(opt)
+
+    # ----------------------------------------------------------------- networks and weights
+    def model_to_device(self, net):
+        net = net.to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.opt['dist']:
+            on_gpu = self.device.type == 'cuda'
+            return DistributedDataParallel(
+                net, device_ids=[torch.cuda.current_device()] if on_gpu else None,
+                find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        if self.opt['num_gpu'] > 1:
+            return DataParallel(net)
+        return net
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         bare = self.get_bare_model(net)
@@ -22,3 +109,177 @@ class RT4KSRModel(SRModel):
             return super().load_network(net, load_path, strict, param_key)
         summary = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
         get_root_logger().info(f'Loaded {type(bare).__name__} from {load_path}: {summary}.')
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        tag = 'latest' if current_iter == -1 else current_iter
+        save_dict = {
+            key: {k: v.detach().cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+            for n, key in zip(nets, keys)
+        }
+        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{tag}.pth'))
+
+    # ----------------------------------------------------------------- optimization setup
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        super().init_training_settings()
+        if self.amp_dtype is torch.float16:
+            self.scaler = torch.amp.GradScaler(self.device.type)
+        self.grad_clip = train_opt.get('grad_clip')
+        self.net_g_forward = torch.compile(self.net_g) if train_opt.get('compile') else self.net_g
+        logger = get_root_logger()
+        logger.info(f'Training with amp={train_opt.get("amp") or "off"}, channels_last={self.channels_last}, '
+                    f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}')
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        optimizer_cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+            names = sorted(n for n in dir(torch.optim) if n[0].isupper() and n != 'Optimizer')
+            raise ValueError(f'train.optim_g.type {optim_type!r} is not a torch.optim optimizer; one of {names}')
+        return optimizer_cls(params, lr, **kwargs)
+
+    def setup_optimizers(self):
+        optim_opt = dict(self.opt['train']['optim_g'])
+        optim_type = optim_opt.pop('type')
+        weight_decay = optim_opt.pop('weight_decay', 0.0)
+        net = self.get_bare_model(self.net_g)
+        frozen = [name for name, p in net.named_parameters() if not p.requires_grad]
+        if frozen:
+            get_root_logger().info(f'Not optimized (frozen): {len(frozen)} tensors, e.g. {frozen[:3]}')
+        groups = split_decay_groups(net.named_parameters(), weight_decay)
+        self.optimizer_g = self.get_optimizer(optim_type, groups, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def setup_schedulers(self):
+        sched_opt = dict(self.opt['train']['scheduler'])
+        sched_type = sched_opt.pop('type')
+        if sched_type in _BASICSR_SCHEDULERS:
+            scheduler_cls = getattr(basicsr_schedulers, _BASICSR_SCHEDULERS[sched_type])
+        else:
+            scheduler_cls = getattr(torch.optim.lr_scheduler, sched_type, None)
+            if not isinstance(scheduler_cls, type):
+                raise ValueError(f'train.scheduler.type {sched_type!r} is neither a basicsr scheduler '
+                                 f'({sorted(_BASICSR_SCHEDULERS)}) nor in torch.optim.lr_scheduler')
+        for optimizer in self.optimizers:
+            self.schedulers.append(scheduler_cls(optimizer, **sched_opt))
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        """Step schedulers once per iteration (BasicSR semantics) with a linear warmup on top.
+
+        The schedulers step on the un-warmed LRs, so chainable schedulers (StepLR,
+        MultiStepRestartLR) reach the peak LR when warmup ends; BasicSR's warmup overwrote
+        the LR the scheduler chains from, and stayed below the peak.
+        """
+        if current_iter > 1:
+            if self._scheduled_lrs is not None:
+                self._set_lr(self._scheduled_lrs)
+            for scheduler in self.schedulers:
+                scheduler.step()
+        self._scheduled_lrs = [[g['lr'] for g in o.param_groups] for o in self.optimizers]
+        if current_iter < warmup_iter:
+            self._set_lr([[lr * current_iter / warmup_iter for lr in lrs] for lrs in self._scheduled_lrs])
+
+    # ----------------------------------------------------------------- training step
+    def feed_data(self, data):
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _losses(self, output: torch.Tensor, gt: torch.Tensor):
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(output, gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, gt)
+            if l_percep is not None:
+                losses['l_percep'] = l_percep
+            if l_style is not None:
+                losses['l_style'] = l_style
+        return sum(losses.values()), losses
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            self.output = self.net_g_forward(self.lq)
+        l_total, loss_dict = self._losses(self.output.float(), self.gt)
+        if not torch.isfinite(l_total):
+            raise FloatingPointError(f'loss is {l_total.item()} at iter {current_iter}: lower train.optim_g.lr, '
+                                     'set train.grad_clip, or use train.amp: bf16 instead of fp16')
+        if self.scaler is not None:
+            self.scaler.scale(l_total).backward()
+            self.scaler.unscale_(self.optimizer_g)
+        else:
+            l_total.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(self.grad_clip))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer_g)
+            self.scaler.update()
+        else:
+            self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    @torch.no_grad()
+    def model_ema(self, decay=0.999):
+        """EMA of every parameter and floating buffer; integer buffers are copied."""
+        net = self.get_bare_model(self.net_g)
+        source = dict(net.named_parameters())
+        source.update(net.named_buffers())
+        for name, target in list(self.net_g_ema.named_parameters()) + list(self.net_g_ema.named_buffers()):
+            value = source[name].detach()
+            if target.is_floating_point():
+                target.mul_(decay).add_(value, alpha=1 - decay)
+            else:
+                target.copy_(value)
+
+    # ----------------------------------------------------------------- training state
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch, 'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'scaler': self.scaler.state_dict() if self.scaler is not None else None,
+            'scheduled_lrs': self._scheduled_lrs,
+        }
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if self.scaler is not None and resume_state.get('scaler'):
+            self.scaler.load_state_dict(resume_state['scaler'])
+        self._scheduled_lrs = resume_state.get('scheduled_lrs')
+
+    # ----------------------------------------------------------------- validation
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        if self.opt['val'].get('bicubic_baseline') and self.opt['val'].get('metrics'):
+            self._log_bicubic_baseline(dataloader)
+
+    def _log_bicubic_baseline(self, dataloader) -> None:
+        """Log the same metrics for MATLAB-bicubic upscaling of the same LR inputs (computed once)."""
+        name = dataloader.dataset.opt['name']
+        if name not in self._bicubic_cache:
+            totals = {metric: 0.0 for metric in self.opt['val']['metrics']}
+            for count, data in enumerate(dataloader, 1):
+                upscaled = imresize(data['lq'][0], float(self.opt['scale'])).clamp_(0, 1)
+                pair = {'img': tensor2img([upscaled]), 'img2': tensor2img([data['gt'][0]])}
+                for metric, metric_opt in self.opt['val']['metrics'].items():
+                    totals[metric] += calculate_metric(pair, metric_opt)
+            self._bicubic_cache[name] = {m: v / count for m, v in totals.items()}
+        line = '\t'.join(f'# {m}: {v:.4f}' for m, v in self._bicubic_cache[name].items())
+        get_root_logger().info(f'Validation {name} bicubic baseline (same LR, MATLAB bicubic x{self.opt["scale"]})'
+                               f'\n\t {line}')
+
