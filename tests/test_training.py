@@ -32,14 +32,14 @@ def hr_dir(tmp_path_factory) -> Path:
 
 
 def write_options(tmp_path: Path, hr_dir: Path, **train) -> Path:
-    """A tiny RT4KSR run (C=8, one block, 16x16 HR crops) writing under ``tmp_path/experiments``."""
+    """A tiny RT4KSR run (C=16, one block, 16x16 HR crops) writing under ``tmp_path/experiments``."""
     opt = {
         'name': 'tiny', 'model_type': 'RT4KSRModel', 'scale': 2, 'num_gpu': 0, 'manual_seed': 5,
         'datasets': {'train': {
             'name': 'tiny', 'type': 'OnlineBicubicPairedDataset', 'dataroot_gt': str(hr_dir),
             'io_backend': {'type': 'disk'}, 'gt_size': 16, 'use_hflip': True, 'use_rot': True,
             'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None}},
-        'network_g': {'type': 'RT4KSR', 'num_feat': 8, 'num_block': 1, 'upscale': 2},
+        'network_g': {'type': 'RT4KSR', 'num_feat': 16, 'num_block': 1, 'upscale': 2},
         'path': {'experiments_root': str(tmp_path / 'experiments'), 'strict_load_g': True, 'resume_state': None},
         'train': {'ema_decay': 0.9, 'optim_g': {'type': 'AdamW', 'lr': 1e-2, 'weight_decay': 1e-4, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'StepLR', 'step_size': 3, 'gamma': 0.5}, 'total_iter': 8, 'warmup_iter': -1,
@@ -90,11 +90,14 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir):
     full_dir, part_dir = tmp_path / 'full', tmp_path / 'part'
     full_dir.mkdir()
     part_dir.mkdir()
-    full = logged_steps(train(write_options(full_dir, hr_dir, total_iter=7)))
+    full_log = train(write_options(full_dir, hr_dir, total_iter=7, linear_start=True))
+    full = logged_steps(full_log)
     # the same run stopped after 4 iterations (last state: 3), then resumed to 7
-    train(write_options(part_dir, hr_dir, total_iter=4))
-    resumed_log = train(write_options(part_dir, hr_dir, total_iter=7), '--auto_resume')
+    train(write_options(part_dir, hr_dir, total_iter=4, linear_start=True))
+    resumed_log = train(write_options(part_dir, hr_dir, total_iter=7, linear_start=True), '--auto_resume')
     assert 'Resuming training from epoch' in resumed_log and 'iter: 3' in resumed_log
+    # the initialisation runs once, before the first step; a resumed run keeps its weights
+    assert 'Linear start' in full_log and 'Linear start' not in resumed_log
     resumed = logged_steps(resumed_log)
     assert sorted(resumed) == [4, 5, 6, 7]
     for it in resumed:
@@ -153,7 +156,7 @@ def free_port() -> str:
 
 @pytest.mark.parametrize('launcher', ['torchrun', 'torch.distributed.launch'])
 def test_two_process_cpu_ddp(tmp_path, hr_dir, launcher):
-    options = write_options(tmp_path, hr_dir, total_iter=4)
+    options = write_options(tmp_path, hr_dir, total_iter=4, linear_start=True)  # all-reduced fit
     module = 'torch.distributed.run' if launcher == 'torchrun' else 'torch.distributed.launch'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, '-m', module, '--nproc_per_node=2', f'--master_port={free_port()}', TRAIN,
