@@ -87,3 +87,17 @@ def test_converted_deploy_checkpoint_through_yaml_saves_images(tmp_path):
     hr = cv2.imread(str(SHARED / 'data' / 'Set5' / 'HR' / 'baby.png'))
     assert cv2.imread(str(saved)).shape == hr.shape
     assert len(list((tmp_path / 'results' / 'visualization' / 'B100').glob('*.png'))) == 100
+
+
+def test_tiled_set14_equals_untiled_to_four_decimals(tmp_path):
+    weights = str(shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth'))
+    options = write_options(tmp_path, 2, 'RT4KSR', weights)
+    opt = yaml.safe_load(options.read_text())
+    opt['datasets'] = {'test_1': opt['datasets']['test_2']}  # Set14: the largest images, many tiles each
+    options.write_text(yaml.safe_dump(opt, sort_keys=False))
+    untiled = run_test(options)['Set14']
+    opt['val']['tile'] = {'tile_size': 64}  # tile_pad: the network's receptive radius (14)
+    options.write_text(yaml.safe_dump(opt, sort_keys=False))
+    tiled = run_test(options)['Set14']
+    assert untiled['psnr'] == pytest.approx(EXPECTED[2]['Set14']['psnr'], abs=0.01)
+    assert {k: f'{v:.4f}' for k, v in tiled.items()} == {k: f'{v:.4f}' for k, v in untiled.items()}

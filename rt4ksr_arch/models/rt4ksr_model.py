@@ -20,9 +20,11 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from rt4ksr_arch.archs.linear_start import linear_start_
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
 from rt4ksr_arch.checkpoint import load_rt4ksr_weights
 from rt4ksr_arch.fileio import atomic_torch_save
+from rt4ksr_arch.inference import inference_options, upscale
 from rt4ksr_arch.ops.bicubic import imresize
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -83,7 +85,9 @@ class RT4KSRModel(SRModel):
         validate_options(opt)
         train_opt = opt.get('train') or {}
         self.amp_dtype = _AMP_DTYPES.get(train_opt.get('amp')) if opt['is_train'] else None
-        self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
+        self.inference_opts = inference_options(opt.get('val'))
+        self.channels_last = (bool(train_opt.get('channels_last', False)) and opt['is_train']) or \
+            self.inference_opts.channels_last
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
@@ -129,6 +133,9 @@ class RT4KSRModel(SRModel):
             self.scaler = torch.amp.GradScaler(self.device.type)
         self.grad_clip = train_opt.get('grad_clip')
         self.net_g_forward = torch.compile(self.net_g) if train_opt.get('compile') else self.net_g
+        # a resumed or pretrained network keeps its weights
+        self._linear_start_pending = bool(train_opt.get('linear_start')) and not self.opt['path'].get(
+            'pretrain_network_g')
         logger = get_root_logger()
         logger.info(f'Training with amp={train_opt.get("amp") or "off"}, channels_last={self.channels_last}, '
                     f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}')
@@ -205,7 +212,25 @@ class RT4KSRModel(SRModel):
                 losses['l_style'] = l_style
         return sum(losses.values()), losses
 
+    def _linear_start(self) -> None:
+        """Initialise net_g (and its EMA) from the first batch; see rt4ksr_arch/archs/linear_start.py."""
+        reduce = None
+        if self.opt['dist']:
+            def reduce(tensor):
+                torch.distributed.all_reduce(tensor)
+                return tensor
+        linear_start_(self.get_bare_model(self.net_g), self.lq.float(), self.gt.float(), reduce=reduce)
+        if self.ema_decay > 0:
+            self.model_ema(decay=0)
+        with torch.no_grad():
+            psnr = -10 * torch.log10(((self.net_g(self.lq) - self.gt)**2).mean()).item()
+        get_root_logger().info(f'Linear start: net_g set to the least-squares linear upscaler of the first '
+                               f'batch (batch PSNR {psnr:.2f} dB, RGB, no crop)')
+        self._linear_start_pending = False
+
     def optimize_parameters(self, current_iter):
+        if self._linear_start_pending:
+            self._linear_start()
         self.optimizer_g.zero_grad(set_to_none=True)
         with self._autocast():
             self.output = self.net_g_forward(self.lq)
@@ -263,6 +288,12 @@ class RT4KSRModel(SRModel):
         self._scheduled_lrs = resume_state.get('scheduled_lrs')
 
     # ----------------------------------------------------------------- validation
+    def test(self):
+        """The EMA network (else net_g) on self.lq with the val options: tiles, self-ensemble, precision."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        self.output = upscale(self.get_bare_model(net), self.lq, self.opt['scale'], self.inference_opts,
+                              progress=bool(self.opt['val'].get('pbar')))
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         if self.opt['val'].get('bicubic_baseline') and self.opt['val'].get('metrics'):

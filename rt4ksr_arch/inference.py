@@ -1,0 +1,102 @@
+"""One inference path for validation, test.py and the upscale CLI: tiles, self-ensemble, precision.
+
+The YAML ``val`` section (or CLI flags) becomes an ``InferenceOptions``; ``upscale`` applies it.
+Tiling is exact (see ops/tiling.py) for every precision: each tile sees what the whole image
+would, so tiled and untiled outputs differ only by float rounding of the same computation.
+"""
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from rt4ksr_arch.ops.ensemble import self_ensemble
+from rt4ksr_arch.ops.tiling import count_tiles, tiled_forward_with_retry
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+PROGRESS_MIN_TILES = 16  # a bar for large images only; validation of small sets stays quiet
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    tile_size: Optional[int] = None  # None: whole image
+    tile_pad: Optional[int] = None  # None: the network's receptive radius (exact tiling)
+    tile_batch: int = 1
+    self_ensemble: bool = False
+    precision: str = 'fp32'
+    channels_last: bool = False
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    return value
+
+
+def inference_options(val_opt: Optional[Dict[str, Any]]) -> InferenceOptions:
+    """Validate a YAML ``val`` section: ``tile: {tile_size, tile_pad, tile_batch}``, ``self_ensemble``,
+    ``fp16`` / ``bf16``, ``channels_last``."""
+    val_opt = val_opt or {}
+    tile = val_opt.get('tile') or {}
+    if not isinstance(tile, dict):
+        raise ValueError(f'val.tile must be a mapping like {{tile_size: 512, tile_pad: 14}}, got {tile!r}')
+    unknown = set(tile) - {'tile_size', 'tile_pad', 'tile_batch'}
+    if unknown:
+        raise ValueError(f'val.tile has unknown keys {sorted(unknown)}; use tile_size, tile_pad, tile_batch')
+    if tile and 'tile_size' not in tile:
+        raise ValueError('val.tile needs tile_size (LR pixels), e.g. tile: {tile_size: 512}')
+    pad = tile.get('tile_pad')
+    if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int) or pad < 0):
+        raise ValueError(f'val.tile.tile_pad must be an integer >= 0, got {pad!r}')
+    if val_opt.get('fp16') and val_opt.get('bf16'):
+        raise ValueError('choose one of val.fp16 and val.bf16')
+    return InferenceOptions(
+        tile_size=_positive_int(tile['tile_size'], 'val.tile.tile_size') if tile else None,
+        tile_pad=pad,
+        tile_batch=_positive_int(tile.get('tile_batch', 1), 'val.tile.tile_batch'),
+        self_ensemble=bool(val_opt.get('self_ensemble', False)),
+        precision='fp16' if val_opt.get('fp16') else 'bf16' if val_opt.get('bf16') else 'fp32',
+        channels_last=bool(val_opt.get('channels_last', False)))
+
+
+def upscale(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions = InferenceOptions(),
+            device: Optional[torch.device] = None, progress: bool = False,
+            tile_option: str = 'val.tile.tile_size') -> Tensor:
+    """``net(lq)`` with ``opts`` applied, in inference mode; float32 [N,C,H*s,W*s].
+
+    Whole-image results stay on ``lq``'s device; tiled results are on the CPU. ``net`` is not
+    modified: put it on its device (and in channels_last) beforehand.
+    """
+    device = device or next(net.parameters()).device
+    dtype = PRECISIONS[opts.precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
+
+    def forward(x: Tensor) -> Tensor:
+        with autocast:
+            return net(x.to(device, memory_format=memory_format)).float()
+
+    run = forward
+    if opts.tile_size:
+        pad = opts.tile_pad if opts.tile_pad is not None else getattr(net, 'receptive_radius', None)
+        if pad is None:
+            raise ValueError(f'{type(net).__name__} has no receptive_radius: set val.tile.tile_pad')
+        total = count_tiles(*lq.shape[-2:], opts.tile_size) * (8 if opts.self_ensemble else 1)
+        bar = tqdm(total=total, unit='tile', leave=False) if progress and total >= PROGRESS_MIN_TILES else None
+
+        def run(x: Tensor) -> Tensor:
+            return tiled_forward_with_retry(forward, x, scale, opts.tile_size, pad, option=tile_option,
+                                            tile_batch=opts.tile_batch, device=device,
+                                            progress=bar.update if bar is not None else None)
+
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            return self_ensemble(run, lq) if opts.self_ensemble else run(lq)
+    finally:
+        net.train(was_training)
+        if opts.tile_size and bar is not None:
+            bar.close()

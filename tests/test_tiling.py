@@ -1,0 +1,118 @@
+"""Tile mode equals whole-image inference; self-ensemble is the dihedral average; OOM retries."""
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from basicsr.archs import build_network
+from rt4ksr_arch.inference import InferenceOptions, inference_options, upscale
+from rt4ksr_arch.ops.ensemble import self_ensemble
+from rt4ksr_arch.ops.tiling import tile_spans, tiled_forward, tiled_forward_with_retry
+from tests.helpers import randomize_
+
+
+@pytest.mark.parametrize('length,tile,pad,align', [(10, 4, 3, 2), (7, 3, 0, 1), (2, 100, 14, 2), (64, 64, 14, 2)])
+def test_tile_spans_partition_with_aligned_clipped_context(length, tile, pad, align):
+    spans = tile_spans(length, tile, pad, align)
+    assert [s[0] for s in spans] == sorted(s[0] for s in spans) and spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # cores tile [0, length) exactly
+    for core_start, core_end, in_start, in_end in spans:
+        assert core_start % align == 0 and in_start % align == 0
+        assert in_start == max(0, core_start - pad - (-pad % align)) and in_end >= min(length, core_end + pad)
+
+
+def test_tile_spans_rejects_unaligned_length():
+    with pytest.raises(ValueError, match='multiple of align'):
+        tile_spans(7, 4, 2, align=2)
+
+
+def network(scale: int, **kwargs) -> torch.nn.Module:
+    return randomize_(build_network({'type': 'RT4KSR', 'upscale': scale, **kwargs}), seed=scale).eval()
+
+
+@pytest.mark.parametrize('scale,size,tile,kwargs', [
+    (2, (37, 53), 16, {}),
+    (3, (29, 31), 10, {}),
+    (4, (33, 24), 12, {}),
+    (2, (21, 19), 64, {}),  # tile larger than the image
+    (2, (1, 1), 8, {}),  # a single pixel
+    (3, (1, 9), 2, {}),
+    (2, (30, 34), 8, {'num_block': 1, 'hf_branch': True}),  # the blur branch sets the radius here
+    (2, (30, 34), 8, {'act_type': 'prelu', 'num_feat': 16, 'num_block': 2}),
+])
+def test_tiles_with_receptive_radius_pad_equal_the_whole_image(scale, size, tile, kwargs):
+    net = network(scale, **kwargs)
+    lq = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = net(lq)
+        tiled = tiled_forward(net, lq, scale, tile, net.receptive_radius)
+    assert tiled.shape == whole.shape == (2, 3, size[0] * scale, size[1] * scale)
+    assert (tiled - whole).abs().max() <= 1e-6
+
+
+def test_receptive_radius_is_tight():
+    net = network(2)
+    assert net.receptive_radius == 14
+    lq = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = net(lq)
+        short = tiled_forward(net, lq, 2, 16, net.receptive_radius - 2)  # one 2x2 group less context
+    assert (short - whole).abs().max() > 1e-5  # far above the 1e-6 float noise of exact tiling
+
+
+def test_batched_tiles_equal_single_tiles():
+    net = network(2)
+    lq = torch.rand(1, 3, 50, 44, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        single = tiled_forward(net, lq, 2, 12, 14)
+        batched = tiled_forward(net, lq, 2, 12, 14, tile_batch=5)
+    assert (single - batched).abs().max() <= 1e-6
+
+
+def test_out_of_memory_halves_the_tile_and_names_the_option_when_it_cannot(caplog):
+    def small_memory(limit):
+        def fn(x):
+            if x.shape[-1] > limit:
+                raise torch.OutOfMemoryError('simulated')
+            return F.interpolate(x, scale_factor=2, mode='nearest')
+        return fn
+
+    lq = torch.rand(1, 3, 40, 40)
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        out = tiled_forward_with_retry(small_memory(30), lq, 2, 64, 4)
+    assert torch.equal(out, F.interpolate(lq, scale_factor=2, mode='nearest'))
+    assert 'retrying with 32' in caplog.text and 'retrying with 16' in caplog.text
+    with pytest.raises(RuntimeError, match='lower --tile'):
+        tiled_forward_with_retry(small_memory(4), lq, 2, 64, 4, option='--tile')
+
+
+def test_self_ensemble_is_the_dihedral_average():
+    x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(4))
+    nearest = lambda t: F.interpolate(t, scale_factor=2, mode='nearest')  # noqa: E731  (equivariant)
+    assert torch.allclose(self_ensemble(nearest, x), nearest(x), atol=1e-7)
+    # EDSR's formulation of the same 8 transforms: flips of H and W, with or without a transpose
+    net = network(2)
+    outputs = []
+    for transpose in (False, True):
+        for dims in ([], [-1], [-2], [-1, -2]):
+            t = x.transpose(-1, -2) if transpose else x
+            y = net(t.flip(dims) if dims else t)
+            y = y.flip(dims) if dims else y
+            outputs.append(y.transpose(-1, -2) if transpose else y)
+    with torch.no_grad():
+        assert torch.allclose(self_ensemble(net, x), torch.stack(outputs).mean(0), atol=1e-6)
+
+
+def test_upscale_composes_tiles_and_ensemble_and_validates_options():
+    net = network(2).train()
+    x = torch.rand(1, 3, 30, 26, generator=torch.Generator().manual_seed(5))
+    plain = upscale(net, x, 2, InferenceOptions(self_ensemble=True))
+    tiled = upscale(net, x, 2, inference_options({'self_ensemble': True, 'tile': {'tile_size': 8, 'tile_batch': 3}}))
+    assert (plain - tiled).abs().max() <= 1e-6
+    assert net.training  # the caller's mode is restored
+    for bad, message in [({'tile': {'tile_pad': 4}}, 'needs tile_size'), ({'tile': {'tile_size': 0}}, 'positive'),
+                         ({'tile': {'tile_size': 8, 'size': 3}}, 'unknown keys'), ({'tile': 512}, 'mapping'),
+                         ({'fp16': True, 'bf16': True}, 'one of')]:
+        with pytest.raises(ValueError, match=message):
+            inference_options(bad)
