@@ -16,6 +16,8 @@ def read_requirements() -> list:
         return [line.strip() for line in f if line.strip() and not line.startswith('#')]
 
 
+EXPORT = ['onnx>=1.16', 'onnxruntime>=1.18']  # python -m rt4ksr_arch.export, benchmark --onnx
+
 setup(
     name='rt4ksr_arch',
     version='0.1.0',
@@ -25,6 +27,6 @@ setup(
     packages=find_packages(include=['rt4ksr_arch', 'rt4ksr_arch.*']),
     python_requires='>=3.9',
     install_requires=read_requirements(),
-    extras_require={'test': ['pytest>=7']},
+    extras_require={'test': ['pytest>=7'] + EXPORT, 'export': EXPORT},
     license='Apache-2.0',
 )

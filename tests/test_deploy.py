@@ -1,0 +1,112 @@
+"""Deploy path, ONNX export and the benchmark CLI, against the plain train-form network."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from basicsr.archs import build_network
+from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
+from rt4ksr_arch.benchmark import count_macs
+from rt4ksr_arch.deploy import OfficialStyle, fast_path
+from tests.helpers import randomize_, run_module
+
+onnxruntime = pytest.importorskip('onnxruntime', reason='pip install -e ".[export]" for the ONNX tests')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """(train-form network with random weights, its checkpoint path)."""
+    net = randomize_(build_network({'type': 'RT4KSR', 'upscale': 2}), seed=11).eval()
+    path = tmp_path_factory.mktemp('w') / 'x2.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return net, path
+
+
+def test_layer_norm_channels_last_equals_the_formula():
+    norm = randomize_(LayerNorm2d(24), seed=3)
+    x = torch.randn(2, 24, 7, 9, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    centered = x - x.mean(1, keepdim=True)  # the definition: biased variance over channels, eps inside
+    expected = centered / torch.sqrt(centered.pow(2).mean(1, keepdim=True) + norm.eps) * norm.weight.view(
+        1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    with torch.no_grad():
+        for layout in (torch.contiguous_format, torch.channels_last):
+            assert (norm(x.contiguous(memory_format=layout)) - expected).abs().max() <= 1e-5, layout
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_fast_path_and_official_style_equal_the_train_form(trained, channels_last):
+    net, _ = trained
+    x = torch.rand(1, 3, 33, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net(x)
+    ours = fast_path(net, channels_last=channels_last)
+    assert (ours(x) - expected).abs().max() <= 1e-5
+    assert (OfficialStyle(net)(x) - expected).abs().max() <= 1e-6
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) for m in ours.net.modules())
+
+
+def test_compiled_fast_path_equals_eager_on_cpu(trained):
+    net, _ = trained
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = net(x)
+    assert (fast_path(net, channels_last=True, compile=True)(x) - expected).abs().max() <= 1e-4
+
+
+def onnx_output(path: Path, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp_path, trained):
+    net, weights = trained
+    out = tmp_path / 'x2.onnx'
+    done = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out), '--dynamic')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(re.findall(r'max abs diff vs torch fp32 (\S+)', done.stdout)) == 2
+    for shape in [(1, 3, 24, 36), (3, 3, 17, 30)]:
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
+        with torch.no_grad():
+            expected = net(x).numpy()
+        assert np.abs(onnx_output(out, x.numpy()) - expected).max() <= 1e-4, shape
+    before = out.read_bytes()
+    again = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out))
+    assert again.returncode == 2 and '--overwrite' in again.stderr and out.read_bytes() == before
+
+
+@pytest.mark.parametrize('half_io', [False, True])
+def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io):
+    net, weights = trained
+    out = tmp_path / 'x2_fp16.onnx'
+    done = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out), '--fp16', '--height', '20', '--width', '28',
+                      *(['--half-io'] if half_io else []))
+    assert done.returncode == 0, done.stderr[-3000:]
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(4))
+    got = onnx_output(out, x.half().numpy() if half_io else x.numpy())
+    assert got.dtype == (np.float16 if half_io else np.float32)
+    with torch.no_grad():
+        assert np.abs(got.astype(np.float32) - net(x).numpy()).max() <= 2e-2
+
+
+def test_benchmark_cli_prints_both_rows_and_the_ratio(tmp_path, trained):
+    _, weights = trained
+    done = run_module('-m', 'rt4ksr_arch.benchmark', '--input', '32x48', '--device', 'cpu', '--warmup', '1',
+                      '--runs', '2', '--channels-last', '--weights', str(weights))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = re.findall(r'^(ours|official-style).*?\s([\d.]+)\s+([\d.]+)\s+(\d+)$', done.stdout, re.M)
+    assert [r[0] for r in rows] == ['ours', 'official-style']
+    ratio = float(re.search(r'speed-up vs official-style: ([\d.]+)x', done.stdout).group(1))
+    assert ratio == pytest.approx(float(rows[1][1]) / float(rows[0][1]), rel=0.01)
+    bad = run_module('-m', 'rt4ksr_arch.benchmark', '--input', 'huge', '--device', 'cpu')
+    assert bad.returncode == 2 and '1080p, 720p, 4k or HxW' in bad.stderr
+
+
+def test_mac_count_matches_the_layer_arithmetic():
+    net = build_network({'type': 'RT4KSRDeploy', 'upscale': 2})
+    # per half-resolution position: head 12->24, 4 body + 1 tail 24->24, upsample 24->48, all 3x3
+    per_position = 9 * (12 * 24 + 5 * 24 * 24 + 24 * 48)
+    with torch.no_grad():
+        assert count_macs(net, torch.rand(1, 3, 32, 48)) == 16 * 24 * per_position
+    assert 540 * 960 * per_position / 1e9 == pytest.approx(20.16, abs=0.01)  # the ~20 GMACs of a 1080p->4K frame
