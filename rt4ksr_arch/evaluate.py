@@ -2,7 +2,7 @@
 
     python -m rt4ksr_arch.evaluate WEIGHTS [--data datasets] [--out results/evaluate_x2]
                                    [--sets Set5 Set14 B100 Urban100 Manga109] [--tile 512]
-                                   [--self-ensemble] [--figure Set5/butterfly Set14/zebra] [--overwrite]
+                                   [--self-ensemble] [--precision fp32|fp16|bf16] [--figure Set5/butterfly Set14/zebra] [--overwrite]
 
 A set is ``<data>/<Set>/HR`` plus, when present, ``<Set>/LR_bicubic/X<s>/<stem>x<s>.png``;
 without LR files the LR is made with MATLAB-exact bicubic from the mod-cropped HR. Metrics:
@@ -77,7 +77,8 @@ def evaluate(args: argparse.Namespace) -> Tuple[str, str, Optional[np.ndarray]]:
                           'cpu' if args.device == 'auto' else args.device)
     net = load_network(args.weights, None, device)
     scale = net.upscale
-    opts = InferenceOptions(tile_size=args.tile, self_ensemble=args.self_ensemble, channels_last=True)
+    opts = InferenceOptions(tile_size=args.tile, self_ensemble=args.self_ensemble, channels_last=True,
+                            precision=args.precision)
     method = 'RT4KSR+' if args.self_ensemble else 'RT4KSR'
     wanted = {tuple(f.split('/', 1)) for f in args.figure}
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
@@ -144,6 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--figure', nargs='*', default=[], metavar='SET/STEM',
                         help='images for figure.png, e.g. Set5/butterfly Set14/zebra')
     parser.add_argument('--crop', type=int, default=48, help='figure crop side in LR pixels (default 48)')
+    parser.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'], help='autocast precision')
     parser.add_argument('--device', default='auto', help='auto, cuda, cpu')
     parser.add_argument('--overwrite', action='store_true', help='replace existing tables and figure')
     args = parser.parse_args(argv)

@@ -2,17 +2,25 @@
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from basicsr.archs import build_network
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import tensor2img
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
 from rt4ksr_arch.benchmark import count_macs
+from rt4ksr_arch.checkpoint import build_from_state_dict, extract_state_dict, read_checkpoint
 from rt4ksr_arch.deploy import OfficialStyle, fast_path
-from tests.helpers import randomize_, run_module
+from tests.helpers import randomize_, run_module, shared
 
-onnxruntime = pytest.importorskip('onnxruntime', reason='pip install -e ".[export]" for the ONNX tests')
+
+
+@pytest.fixture
+def onnxruntime():
+    return pytest.importorskip('onnxruntime', reason='pip install -e ".[export]" for the ONNX tests')
 
 
 @pytest.fixture(scope='module')
@@ -55,12 +63,12 @@ def test_compiled_fast_path_equals_eager_on_cpu(trained):
     assert (fast_path(net, channels_last=True, compile=True)(x) - expected).abs().max() <= 1e-4
 
 
-def onnx_output(path: Path, x: np.ndarray) -> np.ndarray:
+def onnx_output(onnxruntime, path: Path, x: np.ndarray) -> np.ndarray:
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp_path, trained):
+def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp_path, trained, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2.onnx'
     done = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out), '--dynamic')
@@ -70,21 +78,21 @@ def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp
         x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
         with torch.no_grad():
             expected = net(x).numpy()
-        assert np.abs(onnx_output(out, x.numpy()) - expected).max() <= 1e-4, shape
+        assert np.abs(onnx_output(onnxruntime, out, x.numpy()) - expected).max() <= 1e-4, shape
     before = out.read_bytes()
     again = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out))
     assert again.returncode == 2 and '--overwrite' in again.stderr and out.read_bytes() == before
 
 
 @pytest.mark.parametrize('half_io', [False, True])
-def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io):
+def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2_fp16.onnx'
     done = run_module('-m', 'rt4ksr_arch.export', str(weights), str(out), '--fp16', '--height', '20', '--width', '28',
                       *(['--half-io'] if half_io else []))
     assert done.returncode == 0, done.stderr[-3000:]
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(4))
-    got = onnx_output(out, x.half().numpy() if half_io else x.numpy())
+    got = onnx_output(onnxruntime, out, x.half().numpy() if half_io else x.numpy())
     assert got.dtype == (np.float16 if half_io else np.float32)
     with torch.no_grad():
         assert np.abs(got.astype(np.float32) - net(x).numpy()).max() <= 2e-2
@@ -110,3 +118,22 @@ def test_mac_count_matches_the_layer_arithmetic():
     with torch.no_grad():
         assert count_macs(net, torch.rand(1, 3, 32, 48)) == 16 * 24 * per_position
     assert 540 * 960 * per_position / 1e9 == pytest.approx(20.16, abs=0.01)  # the ~20 GMACs of a 1080p->4K frame
+
+
+def test_fp16_fast_path_keeps_set5_psnr_within_0_01_db():
+    weights = shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth')
+    net = build_from_state_dict(extract_state_dict(read_checkpoint(str(weights)))[0])
+    fp32, fp16 = fast_path(net, 'fp32', channels_last=True), fast_path(net, 'fp16', channels_last=True)
+    psnr = {'fp32': [], 'fp16': []}
+    worst = 0.0
+    for hr_path in sorted(shared('data', 'Set5', 'HR').glob('*.png')):
+        lr = cv2.imread(str(hr_path.parent.parent / 'LR_bicubic' / 'X2' / f'{hr_path.stem}x2.png'))
+        hr = cv2.imread(str(hr_path))[:lr.shape[0] * 2, :lr.shape[1] * 2]
+        x = torch.from_numpy(lr[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        outputs = {'fp32': fp32(x), 'fp16': fp16(x).float()}
+        worst = max(worst, (outputs['fp16'] - outputs['fp32']).abs().max().item())
+        for key, out in outputs.items():
+            psnr[key].append(calculate_psnr(tensor2img(out), hr, 2, test_y_channel=True))
+    assert np.mean(psnr['fp32']) == pytest.approx(36.142, abs=0.01)
+    assert abs(np.mean(psnr['fp16']) - np.mean(psnr['fp32'])) <= 0.01
+    assert worst <= 2e-2, worst
