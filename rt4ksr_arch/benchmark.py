@@ -24,6 +24,7 @@ import rt4ksr_arch  # noqa: F401  (compat + registries)
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR
 from rt4ksr_arch.checkpoint import build_from_state_dict, extract_state_dict, read_checkpoint
 from rt4ksr_arch.deploy import OfficialStyle, fast_path
+from rt4ksr_arch.inference import resolve_device
 
 INPUTS = {'1080p': (1080, 1920), '720p': (720, 1280), '4k': (2160, 3840)}
 
@@ -120,8 +121,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--weights', default=None, help='RT4KSR checkpoint (default: random weights)')
     parser.add_argument('--onnx', default=None, help='also time this ONNX file with onnxruntime')
     args = parser.parse_args(argv)
-    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available() else
-                          'cpu' if args.device == 'auto' else args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     on_gpu = device.type == 'cuda'
     args.warmup = args.warmup if args.warmup is not None else (50 if on_gpu else 2)
     args.runs = args.runs if args.runs is not None else (244 if on_gpu else 5)

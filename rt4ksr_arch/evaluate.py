@@ -25,11 +25,10 @@ import torch
 import rt4ksr_arch  # noqa: F401  (compat + registries)
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import bgr2ycbcr, tensor2img
-from rt4ksr_arch.checkpoint import CheckpointError
 from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_image
 from rt4ksr_arch.figure import comparison_row, stack_rows
 from rt4ksr_arch.fileio import atomic_write_bytes
-from rt4ksr_arch.inference import InferenceOptions, upscale
+from rt4ksr_arch.inference import InferenceOptions, resolve_device, upscale
 from rt4ksr_arch.ops.bicubic import imresize
 from rt4ksr_arch.upscale import load_network
 
@@ -73,8 +72,7 @@ def hardest_window(bicubic: np.ndarray, hr: np.ndarray, size: int) -> Tuple[int,
 
 def evaluate(args: argparse.Namespace) -> Tuple[str, str, Optional[np.ndarray]]:
     """(Markdown table, CSV table, figure or None)."""
-    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available() else
-                          'cpu' if args.device == 'auto' else args.device)
+    device = resolve_device(args.device)
     net = load_network(args.weights, None, device)
     scale = net.upscale
     opts = InferenceOptions(tile_size=args.tile, self_ensemble=args.self_ensemble, channels_last=True,
@@ -157,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         markdown, table, figure = evaluate(args)
-    except (CheckpointError, FileNotFoundError, ImageReadError) as err:
+    except (FileNotFoundError, ValueError) as err:  # CheckpointError, ImageReadError, bad --device
         print(f'error: {err}', file=sys.stderr)
         return 2
     atomic_write_bytes(str(out / 'table.md'), markdown.encode())

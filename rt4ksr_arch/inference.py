@@ -29,6 +29,16 @@ class InferenceOptions:
     channels_last: bool = False
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; anything else as torch names it (``cuda:1``)."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'--device {name}: no CUDA device is available here; use --device cpu')
+    return device
+
+
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f'{name} must be a positive integer, got {value!r}')

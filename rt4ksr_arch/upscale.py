@@ -15,7 +15,6 @@ track with ffmpeg is printed.
 import argparse
 import sys
 import time
-from os import path as osp
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -28,7 +27,7 @@ import rt4ksr_arch  # noqa: F401  (compat + registries)
 from rt4ksr_arch.checkpoint import CheckpointError, build_from_state_dict, extract_state_dict, read_checkpoint
 from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_unchanged
 from rt4ksr_arch.fileio import atomic_write_bytes
-from rt4ksr_arch.inference import InferenceOptions, upscale
+from rt4ksr_arch.inference import InferenceOptions, resolve_device, upscale
 from rt4ksr_arch.ops.bicubic import imresize
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v')
@@ -133,8 +132,7 @@ def collect_inputs(source: Path) -> List[Path]:
 
 def run(args: argparse.Namespace) -> Tuple[int, int, int]:
     """Upscale every input; return (written, skipped as existing, failed)."""
-    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available() else
-                          'cpu' if args.device == 'auto' else args.device)
+    device = resolve_device(args.device)
     net = load_network(args.weights, None if args.scale == 'auto' else int(args.scale), device)
     opts = InferenceOptions(tile_size=args.tile, tile_pad=args.tile_pad, tile_batch=1,
                             self_ensemble=args.self_ensemble,
@@ -187,7 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error('--tile and --batch must be positive')
     try:
         written, skipped, failed = run(args)
-    except (CheckpointError, FileNotFoundError) as err:
+    except (FileNotFoundError, ValueError) as err:  # CheckpointError, ImageReadError, bad --device
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(f'done: {written} written, {skipped} skipped (existing), {failed} failed')

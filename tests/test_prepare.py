@@ -1,6 +1,5 @@
 """python -m rt4ksr_arch.prepare: tiling, sub-images, idempotence and recovery, meta-info, LMDB, errors, bundled."""
 import itertools
-import os
 import shutil
 from pathlib import Path
 from typing import Dict, List

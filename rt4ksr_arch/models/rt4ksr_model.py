@@ -77,6 +77,11 @@ def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict
     return groups
 
 
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    torch.distributed.all_reduce(tensor)
+    return tensor
+
+
 @MODEL_REGISTRY.register()
 class RT4KSRModel(SRModel):
     """SRModel for RT4KSR; every option is documented in options/train/rt4ksr_x2.yml."""
@@ -219,12 +224,8 @@ class RT4KSRModel(SRModel):
 
     def _linear_start(self) -> None:
         """Initialise net_g (and its EMA) from the first batch; see rt4ksr_arch/archs/linear_start.py."""
-        reduce = None
-        if self.opt['dist']:
-            def reduce(tensor):
-                torch.distributed.all_reduce(tensor)
-                return tensor
-        linear_start_(self.get_bare_model(self.net_g), self.lq.float(), self.gt.float(), reduce=reduce)
+        linear_start_(self.get_bare_model(self.net_g), self.lq.float(), self.gt.float(),
+                      reduce=_all_reduce_sum if self.opt['dist'] else None)
         if self.ema_decay > 0:
             self.model_ema(decay=0)
         with torch.no_grad():
