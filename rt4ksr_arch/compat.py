@@ -19,9 +19,13 @@ edited. Each fix states the breakage it answers:
    ``path.results_root`` given in the YAML is honoured (the tests and users write elsewhere).
 7. Resume restarts the saved epoch from its first batch (samples seen twice, others never):
    the train sampler becomes ``ResumableEnlargedSampler``, which skips what was consumed.
+8. The epoch count assumes ``ceil(samples / (batch * world_size))`` iterations per epoch, but
+   the loader drops the last partial batch of every rank: runs (DDP especially) stopped before
+   ``total_iter``. It is recomputed from the loader's real length, and an empty loader is an error.
 """
 import datetime
 import importlib
+import math
 import os
 import sys
 from collections import Counter
@@ -164,7 +168,17 @@ def _wrap_create_train_val_dataloader(original: Callable) -> Callable:
 
     def create_train_val_dataloader(opt: Dict[str, Any], logger: Any):
         result = original(opt, logger)
-        train_loader, train_sampler = result[0], result[1]
+        train_loader, train_sampler, val_loaders, _, total_iters = result
+        if len(train_loader) == 0:
+            data_opt = opt['datasets']['train']
+            raise ValueError(f'the training set gives no full batch per process: {len(train_sampler)} samples per '
+                             f'process < batch_size_per_gpu {data_opt["batch_size_per_gpu"]}; raise '
+                             'dataset_enlarge_ratio or lower batch_size_per_gpu')
+        total_epochs = math.ceil(total_iters / len(train_loader))
+        if total_epochs != result[3]:
+            logger.info(f'Total epochs: {total_epochs} (the loader gives {len(train_loader)} full batches per epoch '
+                        'per process, not the count above)')
+        result = (train_loader, train_sampler, val_loaders, total_epochs, total_iters)
         if _resume_position and hasattr(train_sampler, 'resume_at'):
             # every finished epoch ran len(train_loader) iterations (drop_last batches)
             done = _resume_position['iter'] - _resume_position['epoch'] * len(train_loader)

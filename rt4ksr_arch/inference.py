@@ -6,7 +6,8 @@ would, so tiled and untiled outputs differ only by float rounding of the same co
 """
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from functools import partial
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -88,18 +89,18 @@ def upscale(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions = Inf
         with autocast:
             return net(x.to(device, memory_format=memory_format)).float()
 
-    run = forward
+    run: Callable[[Tensor], Tensor] = forward
+    bar = None
     if opts.tile_size:
         pad = opts.tile_pad if opts.tile_pad is not None else getattr(net, 'receptive_radius', None)
         if pad is None:
             raise ValueError(f'{type(net).__name__} has no receptive_radius: set val.tile.tile_pad')
         total = count_tiles(*lq.shape[-2:], opts.tile_size) * (8 if opts.self_ensemble else 1)
-        bar = tqdm(total=total, unit='tile', leave=False) if progress and total >= PROGRESS_MIN_TILES else None
-
-        def run(x: Tensor) -> Tensor:
-            return tiled_forward_with_retry(forward, x, scale, opts.tile_size, pad, option=tile_option,
-                                            tile_batch=opts.tile_batch, device=device,
-                                            progress=bar.update if bar is not None else None)
+        if progress and total >= PROGRESS_MIN_TILES:
+            bar = tqdm(total=total, unit='tile', leave=False)
+        run = partial(tiled_forward_with_retry, forward, scale=scale, tile_size=opts.tile_size, tile_pad=pad,
+                      option=tile_option, tile_batch=opts.tile_batch, device=device,
+                      progress=bar.update if bar is not None else None)
 
     was_training = net.training
     net.eval()
@@ -108,5 +109,5 @@ def upscale(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions = Inf
             return self_ensemble(run, lq) if opts.self_ensemble else run(lq)
     finally:
         net.train(was_training)
-        if opts.tile_size and bar is not None:
+        if bar is not None:
             bar.close()

@@ -166,5 +166,15 @@ def test_two_process_cpu_ddp(tmp_path, hr_dir, launcher):
     assert proc.returncode == 0, log[-4000:]
     text = (next((tmp_path / 'experiments').glob('train_tiny_*.log'))).read_text()
     assert 'world_size: 2' in text
-    assert sorted(logged_steps(text))[:3] == [1, 2, 3]
+    assert sorted(logged_steps(text)) == [1, 2, 3, 4]  # every iteration, though 3 samples per rank make 1 batch
     assert (tmp_path / 'experiments' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_a_batch_larger_than_the_data_is_refused_with_the_fix(tmp_path, hr_dir):
+    options = write_options(tmp_path, hr_dir)
+    raw = yaml.safe_load(options.read_text())
+    raw['datasets']['train'].update(batch_size_per_gpu=4, dataset_enlarge_ratio=1)  # 3 images
+    options.write_text(yaml.safe_dump(raw))
+    proc = run_module(TRAIN, '-opt', str(options))
+    assert proc.returncode != 0
+    assert 'no full batch per process' in proc.stderr and 'dataset_enlarge_ratio' in proc.stderr
