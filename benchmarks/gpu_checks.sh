@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every GPU figure the issues ask for, in one run (about 6 minutes on an H100), printed to stdout:
+#   SHARED=../shared OUT=/tmp/gpu_checks bash benchmarks/gpu_checks.sh
+# Needs the project installed (README, Install), a CUDA GPU, and the reference data in $SHARED.
+set -u
+SHARED=${SHARED:-../shared}
+OUT=${OUT:-/tmp/gpu_checks}
+W=$SHARED/weights/rt4ksr_official
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+
+echo "== network time, NTIRE protocol (issue 6)"
+bench() {  # scale, input, extra flags
+  echo "-- x$1 $2 ${*:3}"
+  python -m rt4ksr_arch.benchmark --scale "$1" --input "$2" "${@:3}" --device cuda --weights "$W/rt4ksr_x$1.pth"
+}
+bench 2 1080p --precision fp16 --channels-last --compile
+bench 2 1080p --precision fp16 --channels-last
+bench 2 1080p --precision fp32
+bench 3 720p --precision fp16 --channels-last --compile
+
+echo "== fp16 quality on Set5 (issue 6: within 0.01 dB of fp32)"
+for p in fp32 fp16; do
+  python -m rt4ksr_arch.evaluate "$W/rt4ksr_x2.pth" --data "$SHARED/data" --sets Set5 --device cuda \
+    --precision $p --out "$OUT/eval_$p" --overwrite | grep 'Set5 ('
+done
+
+echo "== tiling overhead and peak memory, 1080p -> 4K (issue 5)"
+python benchmarks/tiling_overhead.py --device cuda --runs 20 \
+  --frame "$SHARED/data/UHD_1080p/crops_1920x1080/lunch_crop1920x1080.png"
+
+echo "== end-to-end video FPS, 60-frame 1080p clip (issues 5 and 6)"
+python - "$SHARED" "$OUT/clip1080.mp4" <<'PY'
+import glob, sys, cv2
+frames = sorted(glob.glob(f'{sys.argv[1]}/data/UHD_1080p/crops_1920x1080/*.png'))
+writer = cv2.VideoWriter(sys.argv[2], cv2.VideoWriter_fourcc(*'mp4v'), 30.0, (1920, 1080))
+for i in range(60):
+    writer.write(cv2.imread(frames[i % len(frames)]))
+writer.release()
+PY
+python -m rt4ksr_arch.upscale "$OUT/clip1080.mp4" "$OUT/video" --weights "$W/rt4ksr_x2.pth" --fp16 --batch 8 \
+  --device cuda --overwrite 2>/dev/null | grep 'FPS end to end'
+
+echo "== short training of the x2 recipe, fp32 and bf16 (issue 4); BSDS200 stands in for DF2K"
+for amp in '~' bf16; do
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/mem_$amp.txt" &
+  sampler=$!
+  python rt4ksr_arch/train.py -opt options/train/rt4ksr_x2.yml --force_yml "name=RT4KSR_x2_gpu_amp_$amp" \
+    "datasets:train:dataroot_gt=$SHARED/data/BSDS200" "datasets:val_1:dataroot_gt=$SHARED/data/Set5/HR" \
+    "datasets:val_1:dataroot_lq=$SHARED/data/Set5/LR_bicubic/X2" "datasets:val_2:dataroot_gt=$SHARED/data/Set14/HR" \
+    "datasets:val_2:dataroot_lq=$SHARED/data/Set14/LR_bicubic/X2" "train:amp=$amp" "train:total_iter=300" \
+    "val:val_freq=300" "logger:print_freq=50" "logger:use_tb_logger=false" "datasets:train:num_worker_per_gpu=8" \
+    2>&1 | grep -E 'iter:|# psnr|bicubic baseline|Time consumed'
+  kill $sampler
+  echo "amp=$amp: peak GPU memory used $(sort -n "$OUT/mem_$amp.txt" | tail -n 1) MiB (nvidia-smi, whole GPU)"
+done
