@@ -5,18 +5,20 @@ Tiling is exact (see ops/tiling.py) for every precision: each tile sees what the
 would, so tiled and untiled outputs differ only by float rounding of the same computation.
 """
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from basicsr.utils import get_root_logger
 from rt4ksr_arch.ops.ensemble import self_ensemble
 from rt4ksr_arch.ops.tiling import count_tiles, tiled_forward_with_retry
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+FALLBACK_TILE = 512  # LR pixels: what a whole image that does not fit is tiled at
 PROGRESS_MIN_TILES = 16  # a bar for large images only; validation of small sets stays quiet
 
 
@@ -77,10 +79,32 @@ def upscale(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions = Inf
             tile_option: str = 'val.tile.tile_size') -> Tensor:
     """``net(lq)`` with ``opts`` applied, in inference mode; float32 [N,C,H*s,W*s].
 
-    Whole-image results stay on ``lq``'s device; tiled results are on the CPU. ``net`` is not
-    modified: put it on its device (and in channels_last) beforehand.
+    Whole-image results stay on ``lq``'s device; tiled results are on the CPU. A whole image
+    that does not fit in device memory is tiled at ``FALLBACK_TILE`` instead (exact, logged).
+    ``net`` is not modified (its train/eval mode is restored): put it on its device (and in
+    channels_last) beforehand.
     """
     device = device or next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            try:
+                return _apply(net, lq, scale, opts, device, progress, tile_option)
+            except torch.OutOfMemoryError:
+                if opts.tile_size:
+                    raise
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
+            get_root_logger().warning(f'Out of memory on the whole {lq.shape[-1]}x{lq.shape[-2]} image; tiling it '
+                                      f'at {FALLBACK_TILE} instead (exact; set {tile_option} to choose the size)')
+            return _apply(net, lq, scale, replace(opts, tile_size=FALLBACK_TILE), device, progress, tile_option)
+    finally:
+        net.train(was_training)
+
+
+def _apply(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions, device: torch.device, progress: bool,
+           tile_option: str) -> Tensor:
     dtype = PRECISIONS[opts.precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
@@ -89,25 +113,18 @@ def upscale(net: nn.Module, lq: Tensor, scale: int, opts: InferenceOptions = Inf
         with autocast:
             return net(x.to(device, memory_format=memory_format)).float()
 
-    run: Callable[[Tensor], Tensor] = forward
-    bar = None
-    if opts.tile_size:
-        pad = opts.tile_pad if opts.tile_pad is not None else getattr(net, 'receptive_radius', None)
-        if pad is None:
-            raise ValueError(f'{type(net).__name__} has no receptive_radius: set val.tile.tile_pad')
-        total = count_tiles(*lq.shape[-2:], opts.tile_size) * (8 if opts.self_ensemble else 1)
-        if progress and total >= PROGRESS_MIN_TILES:
-            bar = tqdm(total=total, unit='tile', leave=False)
-        run = partial(tiled_forward_with_retry, forward, scale=scale, tile_size=opts.tile_size, tile_pad=pad,
-                      option=tile_option, tile_batch=opts.tile_batch, device=device,
-                      progress=bar.update if bar is not None else None)
-
-    was_training = net.training
-    net.eval()
+    if not opts.tile_size:
+        return self_ensemble(forward, lq) if opts.self_ensemble else forward(lq)
+    pad = opts.tile_pad if opts.tile_pad is not None else getattr(net, 'receptive_radius', None)
+    if pad is None:
+        raise ValueError(f'{type(net).__name__} has no receptive_radius: set val.tile.tile_pad')
+    total = count_tiles(*lq.shape[-2:], opts.tile_size) * (8 if opts.self_ensemble else 1)
+    bar = tqdm(total=total, unit='tile', leave=False) if progress and total >= PROGRESS_MIN_TILES else None
+    run = partial(tiled_forward_with_retry, forward, scale=scale, tile_size=opts.tile_size, tile_pad=pad,
+                  option=tile_option, tile_batch=opts.tile_batch, device=device,
+                  progress=bar.update if bar is not None else None)
     try:
-        with torch.inference_mode():
-            return self_ensemble(run, lq) if opts.self_ensemble else run(lq)
+        return self_ensemble(run, lq) if opts.self_ensemble else run(lq)
     finally:
-        net.train(was_training)
         if bar is not None:
             bar.close()

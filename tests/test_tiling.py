@@ -1,4 +1,5 @@
 """Tile mode equals whole-image inference; self-ensemble is the dihedral average; OOM retries."""
+import contextlib
 import logging
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from basicsr.archs import build_network
+from rt4ksr_arch import inference
 from rt4ksr_arch.inference import InferenceOptions, inference_options, upscale
 from rt4ksr_arch.ops.ensemble import self_ensemble
 from rt4ksr_arch.ops.tiling import tile_spans, tiled_forward, tiled_forward_with_retry
@@ -70,7 +72,21 @@ def test_batched_tiles_equal_single_tiles():
     assert (single - batched).abs().max() <= 1e-6
 
 
-def test_out_of_memory_halves_the_tile_and_names_the_option_when_it_cannot(caplog):
+@contextlib.contextmanager
+def basicsr_messages():
+    """The messages logged to BasicSR's logger meanwhile (it does not propagate to pytest's caplog)."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_out_of_memory_halves_the_tile_and_names_the_option_when_it_cannot():
     def small_memory(limit):
         def fn(x):
             if x.shape[-1] > limit:
@@ -79,10 +95,10 @@ def test_out_of_memory_halves_the_tile_and_names_the_option_when_it_cannot(caplo
         return fn
 
     lq = torch.rand(1, 3, 40, 40)
-    with caplog.at_level(logging.WARNING, logger='basicsr'):
+    with basicsr_messages() as messages:
         out = tiled_forward_with_retry(small_memory(30), lq, 2, 64, 4)
     assert torch.equal(out, F.interpolate(lq, scale_factor=2, mode='nearest'))
-    assert 'retrying with 32' in caplog.text and 'retrying with 16' in caplog.text
+    assert any('retrying with 32' in m for m in messages) and any('retrying with 16' in m for m in messages)
     with pytest.raises(RuntimeError, match='lower --tile'):
         tiled_forward_with_retry(small_memory(4), lq, 2, 64, 4, option='--tile')
 
@@ -116,3 +132,27 @@ def test_upscale_composes_tiles_and_ensemble_and_validates_options():
                          ({'fp16': True, 'bf16': True}, 'one of')]:
         with pytest.raises(ValueError, match=message):
             inference_options(bad)
+
+
+class SmallDevice(torch.nn.Module):
+    """A network that runs out of memory on inputs larger than ``limit`` LR pixels."""
+
+    def __init__(self, net: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.net, self.limit, self.receptive_radius = net, limit, net.receptive_radius
+
+    def forward(self, x):
+        if x.shape[-2] * x.shape[-1] > self.limit:
+            raise torch.OutOfMemoryError('simulated')
+        return self.net(x)
+
+
+def test_a_whole_image_that_does_not_fit_is_tiled_instead(monkeypatch):
+    monkeypatch.setattr(inference, 'FALLBACK_TILE', 16)
+    net = network(2)
+    x = torch.rand(1, 3, 80, 72, generator=torch.Generator().manual_seed(6))
+    with basicsr_messages() as messages:
+        out = upscale(SmallDevice(net, limit=44 * 44), x, 2)  # a 16-tile with its 14-pixel pad fits
+    assert any('tiling it at 16' in m for m in messages)
+    with torch.no_grad():
+        assert (out - net(x)).abs().max() <= 1e-5  # float noise of many tiles; exactness is tested above
