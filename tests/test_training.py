@@ -178,3 +178,22 @@ def test_a_batch_larger_than_the_data_is_refused_with_the_fix(tmp_path, hr_dir):
     proc = run_module(TRAIN, '-opt', str(options))
     assert proc.returncode != 0
     assert 'no full batch per process' in proc.stderr and 'dataset_enlarge_ratio' in proc.stderr
+
+
+def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
+    psnr = {}
+    for tiled in (False, True):
+        folder = tmp_path / str(tiled)
+        folder.mkdir()
+        options = write_options(folder, hr_dir, total_iter=2)
+        raw = yaml.safe_load(options.read_text())
+        raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
+                                  'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
+        raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
+                      'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
+        if tiled:
+            raw['val']['tile'] = {'tile_size': 8, 'tile_batch': 2}  # 20x18 LR images: 9 tiles each
+        options.write_text(yaml.safe_dump(raw))
+        log = train(options)
+        psnr[tiled] = re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)
+    assert psnr[False] and psnr[True] == psnr[False]
