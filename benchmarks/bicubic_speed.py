@@ -8,27 +8,16 @@ Per patch: one RGB ``size``x``size`` patch, single-threaded, downscaled x2/x3/x4
 CPU (all threads) and on CUDA when available.
 """
 import argparse
-import time
-from typing import Callable
 
 import numpy as np
 import torch
 
 import rt4ksr_arch  # noqa: F401  (basicsr compatibility fixes)
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
+from rt4ksr_arch.benchmark import time_ms
 from rt4ksr_arch.ops.bicubic import imresize
 
-
-def seconds_per_call(fn: Callable[[], object], repeats: int, sync: bool = False) -> float:
-    fn()  # warm-up: weight caches, allocator, CUDA kernels
-    if sync:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if sync:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+CPU = torch.device('cpu')
 
 
 def main() -> None:
@@ -47,9 +36,9 @@ def main() -> None:
     print(f'per {args.size}x{args.size} RGB patch, 1 thread, torch {torch.__version__}')
     print(f'{"scale":>5} {"basicsr ms":>11} {"ours f32 ms":>12} {"ratio":>7} {"ours u8 ms":>11} {"ratio":>7}')
     for scale in (2, 3, 4):
-        base = seconds_per_call(lambda: basicsr_imresize(patch_np, 1 / scale), max(3, args.repeats // 5))
-        ours = seconds_per_call(lambda: imresize(patch, 1 / scale), args.repeats)
-        ours_u8 = seconds_per_call(lambda: imresize(patch_u8, 1 / scale), args.repeats)
+        base = time_ms(lambda: basicsr_imresize(patch_np, 1 / scale), 1, max(3, args.repeats // 5), CPU) / 1000
+        ours = time_ms(lambda: imresize(patch, 1 / scale), 1, args.repeats, CPU) / 1000
+        ours_u8 = time_ms(lambda: imresize(patch_u8, 1 / scale), 1, args.repeats, CPU) / 1000
         print(f'{scale:>5} {base * 1e3:>11.3f} {ours * 1e3:>12.3f} {base / ours:>6.1f}x '
               f'{ours_u8 * 1e3:>11.3f} {base / ours_u8:>6.1f}x')
     torch.set_num_threads(threads)
@@ -62,7 +51,7 @@ def main() -> None:
         for scale in (2, 3, 4):
             for label, fn in (('float', lambda: imresize(x, 1 / scale)),
                               ('8-bit', lambda: imresize(x * 255, 1 / scale, round_uint8=True))):
-                sec = seconds_per_call(fn, max(3, args.repeats // 10), sync=device == 'cuda')
+                sec = time_ms(fn, 1, max(3, args.repeats // 10), torch.device(device)) / 1000
                 print(f'batch {args.batch} on {name}, x{scale} {label}: {args.batch / sec:,.0f} patches/s')
 
 

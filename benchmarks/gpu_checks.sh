@@ -30,14 +30,7 @@ python benchmarks/tiling_overhead.py --device cuda --runs 20 \
   --frame "$SHARED/data/UHD_1080p/crops_1920x1080/lunch_crop1920x1080.png"
 
 echo "== end-to-end video FPS, 60-frame 1080p clip (issues 5 and 6)"
-python - "$SHARED" "$OUT/clip1080.mp4" <<'PY'
-import glob, sys, cv2
-frames = sorted(glob.glob(f'{sys.argv[1]}/data/UHD_1080p/crops_1920x1080/*.png'))
-writer = cv2.VideoWriter(sys.argv[2], cv2.VideoWriter_fourcc(*'mp4v'), 30.0, (1920, 1080))
-for i in range(60):
-    writer.write(cv2.imread(frames[i % len(frames)]))
-writer.release()
-PY
+python benchmarks/make_clip.py "$OUT/clip1080.mp4" --frames 60 --source "$SHARED/data/UHD_1080p/crops_1920x1080"
 python -m rt4ksr_arch.upscale "$OUT/clip1080.mp4" "$OUT/video" --weights "$W/rt4ksr_x2.pth" --fp16 --batch 8 \
   --device cuda --overwrite 2>/dev/null | grep 'FPS end to end'
 

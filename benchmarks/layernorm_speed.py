@@ -6,20 +6,12 @@ RT4KSR normalises 24 channels at half the LR resolution (540x960 for a 1080p inp
 times per frame. Prints milliseconds per call of each way, measured in the same run, and the ratio.
 """
 import argparse
-import time
 
 import torch
 
 import rt4ksr_arch  # noqa: F401
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
-
-
-def ms_per_call(fn, repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) * 1000 / repeats
+from rt4ksr_arch.benchmark import time_ms
 
 
 def main() -> None:
@@ -32,10 +24,10 @@ def main() -> None:
     norm = LayerNorm2d(args.channels)
     x = torch.randn(1, args.channels, args.height, args.width)
     with torch.inference_mode():
-        formula = ms_per_call(lambda: norm(x), args.repeats)
-        native = ms_per_call(lambda: norm(x.contiguous(memory_format=torch.channels_last)), args.repeats)
+        formula = time_ms(lambda: norm(x), 1, args.repeats, x.device)
+        native = time_ms(lambda: norm(x.contiguous(memory_format=torch.channels_last)), 1, args.repeats, x.device)
         nhwc = x.contiguous(memory_format=torch.channels_last)
-        native_only = ms_per_call(lambda: norm(nhwc), args.repeats)
+        native_only = time_ms(lambda: norm(nhwc), 1, args.repeats, x.device)
     print(f'{args.channels}x{args.height}x{args.width}, {torch.get_num_threads()} threads')
     print(f'NCHW formula (6 elementwise passes): {formula:8.2f} ms')
     print(f'NHWC layer_norm, input already NHWC: {native_only:8.2f} ms  ({formula / native_only:.2f}x)')

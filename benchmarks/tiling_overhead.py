@@ -13,13 +13,13 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
 import cv2
 import torch
 
 import rt4ksr_arch  # noqa: F401
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSRDeploy
+from rt4ksr_arch.benchmark import time_ms
 from rt4ksr_arch.inference import InferenceOptions, upscale
 
 DEFAULT_FRAME = '../shared/data/UHD_1080p/crops_1920x1080/lunch_crop1920x1080.png'
@@ -40,12 +40,7 @@ def child(args: argparse.Namespace) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.runs):
-        out = upscale(net, lq.to(device), 2, opts)
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    ms = (time.perf_counter() - start) * 1000 / args.runs
+    ms = time_ms(lambda: upscale(net, lq.to(device), 2, opts), 0, args.runs, device)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == 'cuda'
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     torch.save(out.cpu(), args.save)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 import rt4ksr_arch  # noqa: F401  (compat + registries)
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR
-from rt4ksr_arch.checkpoint import build_from_state_dict, extract_state_dict, read_checkpoint
+from rt4ksr_arch.checkpoint import load_from_file
 from rt4ksr_arch.deploy import OfficialStyle, fast_path
 from rt4ksr_arch.inference import resolve_device
 
@@ -131,12 +131,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.precision == 'fp16' and not on_gpu:
         print('note: fp16 convolutions on the CPU are slow or unsupported; bf16 or fp32 are the CPU choices')
 
-    if args.weights:
-        net = build_from_state_dict(extract_state_dict(read_checkpoint(args.weights))[0])
-        if net.upscale != args.scale:
-            parser.error(f'{args.weights} holds x{net.upscale} weights; pass --scale {net.upscale}')
-    else:
-        net = RT4KSR(upscale=args.scale)
+    try:
+        net = load_from_file(args.weights, scale=args.scale) if args.weights else RT4KSR(upscale=args.scale)
+    except ValueError as err:  # CheckpointError
+        parser.error(str(err))
     net = net.to(device).eval()
     height, width = args.input
     x = torch.rand(args.batch, 3, height, width, device=device)

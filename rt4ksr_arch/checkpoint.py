@@ -184,3 +184,15 @@ def build_from_state_dict(state_dict: StateDict, deploy: bool = False, **overrid
     net = (RT4KSRDeploy if deploy else RT4KSR)(**config)
     load_rt4ksr_weights(net, {'params': state_dict}, opt_prefix='the inferred network')
     return net
+
+
+def load_from_file(path: str, deploy: bool = False, scale: Optional[int] = None) -> nn.Module:
+    """The network described by the checkpoint at ``path`` (any format), weights loaded, in eval mode.
+
+    ``scale``, when given, must be the weights' scale (a clear error otherwise).
+    """
+    net = build_from_state_dict(extract_state_dict(read_checkpoint(path))[0], deploy=deploy).eval()
+    if scale is not None and scale != net.upscale:
+        raise CheckpointError(f'{path} holds x{net.upscale} weights, but scale {scale} was asked: '
+                              f'use x{scale} weights, or let the scale come from the weights')
+    return net

@@ -12,7 +12,6 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.transforms.functional import gaussian_blur
 
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.inference import PRECISIONS
@@ -62,7 +61,5 @@ class OfficialStyle(nn.Module):
         with torch.inference_mode():
             x = x.to(self.dtype)
             if not self.net.hf_branch:  # dead work in the authors' forward, kept for a fair baseline
-                even = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode='replicate')
-                high_freq = even - gaussian_blur(even, kernel_size=[5, 5], sigma=[1.0, 1.0])
-                self.net.hfb(self.net.head(self.net.down(high_freq)))
+                self.net.high_frequency_features(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode='replicate'))
             return self.net(x)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 import rt4ksr_arch  # noqa: F401  (compat + registries)
-from rt4ksr_arch.checkpoint import CheckpointError, build_from_state_dict, extract_state_dict, read_checkpoint
+from rt4ksr_arch.checkpoint import CheckpointError, build_from_state_dict, load_from_file
 
 TOLERANCE = {'fp32': 1e-4, 'fp16': 2e-2}  # fp16: 10 bits of mantissa through 13 layers, outputs in [0, 1]
 
@@ -46,7 +46,7 @@ def export(weights: str, output: str, fp16: bool = False, half_io: bool = False,
         import onnxruntime
     except ImportError:
         raise SystemExit('ONNX export needs onnx and onnxruntime: pip install -e ".[export]"')
-    reference = build_from_state_dict(extract_state_dict(read_checkpoint(weights))[0], deploy=True).eval()
+    reference = load_from_file(weights, deploy=True)
     net: nn.Module = reference
     if fp16:
         net = build_from_state_dict(reference.state_dict(), deploy=True).half().eval()

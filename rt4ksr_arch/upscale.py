@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 import rt4ksr_arch  # noqa: F401  (compat + registries)
-from rt4ksr_arch.checkpoint import CheckpointError, build_from_state_dict, extract_state_dict, read_checkpoint
+from rt4ksr_arch.checkpoint import load_from_file
 from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_unchanged
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.inference import InferenceOptions, resolve_device, upscale
@@ -35,13 +35,8 @@ VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v')
 
 def load_network(weights: str, scale: Optional[int], device: torch.device) -> torch.nn.Module:
     """The fused network of ``weights`` on ``device``; ``scale`` (if given) must match the weights."""
-    state_dict, _ = extract_state_dict(read_checkpoint(weights))
     # channels_last: LayerNorm2d becomes one native kernel (2.3x faster on a CPU at 1080p, README)
-    net = build_from_state_dict(state_dict, deploy=True).eval().to(device, memory_format=torch.channels_last)
-    if scale is not None and scale != net.upscale:
-        raise CheckpointError(f'{weights} holds x{net.upscale} weights, but --scale {scale} was asked: '
-                              f'use x{scale} weights or --scale auto')
-    return net
+    return load_from_file(weights, deploy=True, scale=scale).to(device, memory_format=torch.channels_last)
 
 
 def upscale_array(net: torch.nn.Module, img: np.ndarray, opts: InferenceOptions) -> np.ndarray:

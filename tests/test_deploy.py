@@ -12,7 +12,7 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
 from rt4ksr_arch.benchmark import count_macs
-from rt4ksr_arch.checkpoint import build_from_state_dict, extract_state_dict, read_checkpoint
+from rt4ksr_arch.checkpoint import load_from_file
 from rt4ksr_arch.deploy import OfficialStyle, fast_path
 from tests.helpers import randomize_, run_module, shared
 
@@ -122,7 +122,7 @@ def test_mac_count_matches_the_layer_arithmetic():
 
 def test_fp16_fast_path_keeps_set5_psnr_within_0_01_db():
     weights = shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth')
-    net = build_from_state_dict(extract_state_dict(read_checkpoint(str(weights)))[0])
+    net = load_from_file(str(weights))
     fp32, fp16 = fast_path(net, 'fp32', channels_last=True), fast_path(net, 'fp16', channels_last=True)
     psnr = {'fp32': [], 'fp16': []}
     worst = 0.0

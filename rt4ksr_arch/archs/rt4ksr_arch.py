@@ -163,6 +163,11 @@ class _RT4KSRBase(nn.Module):
         main = 2 * (self.num_block + 3)
         return max(main, 2 * 4 + 2) if self.hf_branch else main
 
+    def high_frequency_features(self, x: Tensor) -> Tensor:
+        """The authors' high-frequency branch on an even-sized input: hfb(head(unshuffle(x - blur(x))))."""
+        high_freq = x - gaussian_blur(x, kernel_size=[5, 5], sigma=[1.0, 1.0])
+        return self.hfb(self.head(self.down(high_freq)))
+
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
         # ONNX export always records the pad, so one dynamic-size graph serves odd sizes too
@@ -170,8 +175,7 @@ class _RT4KSRBase(nn.Module):
             x = F.pad(x, (0, width % 2, 0, height % 2), mode='replicate')
         feat = self.body(self.head(self.down(x)))
         if self.hf_branch:
-            high_freq = x - gaussian_blur(x, kernel_size=[5, 5], sigma=[1.0, 1.0])
-            feat = self.gamma * feat + self.hfb(self.head(self.down(high_freq)))
+            feat = self.gamma * feat + self.high_frequency_features(x)
         out = self.upsample(self.tail(feat))
         return out[..., :height * self.upscale, :width * self.upscale]
 
