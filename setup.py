@@ -20,7 +20,7 @@ EXPORT = ['onnx>=1.16', 'onnxruntime>=1.18']  # python -m rt4ksr_arch.export, be
 
 setup(
     name='rt4ksr_arch',
-    version='0.1.0',
+    version='0.2.0',
     description='RT4KSR real-time 4K super-resolution as a BasicSR plugin',
     long_description=open(osp.join(HERE, 'README.md')).read() if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
@@ -28,5 +28,6 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements(),
     extras_require={'test': ['pytest>=7'] + EXPORT, 'export': EXPORT},
+    entry_points={'console_scripts': ['rt4ksr = rt4ksr_arch.cli.main:main']},
     license='Apache-2.0',
 )

@@ -1,39 +1,76 @@
-"""Read RT4KSR weights in every format they ship in, check them against a network, save safely.
+"""The one loader of RT4KSR weights, in every format they ship in, and the one checkpoint writer.
 
-Formats: the authors' ``.pth`` (``{'state_dict': {'module.…'}}``), PyTorch-Lightning
-``.ckpt`` (``{'state_dict': {'model.…'}}``), BasicSR (``{'params': …, 'params_ema': …}``)
-and bare state dicts. Train-form weights are fused on the fly for ``RT4KSRDeploy``.
-Every load uses ``weights_only=True``: a checkpoint can never run code.
+Formats read: the authors' ``.pth`` (``{'state_dict': {'module.…'}}``), PyTorch-Lightning
+``.ckpt`` (``{'state_dict': {'model.…'}}``), BasicSR (``{'params': …, 'params_ema': …}``) and
+bare state dicts. Reading is split as spandrel splits it: generic unwrapping
+(``extract_state_dict``) apart from RT4KSR detection (``infer_config``).
+
+The network a checkpoint holds is described by an ``RT4KSRConfig``: read from the file when this
+project wrote it (``CONFIG_KEY``), else sizes come from tensor shapes, and what shapes cannot tell
+(GELU vs ReLU vs LeakyReLU, whether the high-frequency branch is live) comes from the caller's
+overrides or, failing those, the authors' released configuration, listed in ``Weights.assumed`` so
+that callers can say so. Every ``torch.load`` uses ``weights_only=True``: a checkpoint never runs code.
 """
 import pickle
 import zipfile
+from dataclasses import dataclass, replace
 from os import path as osp
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 
 import torch
 from torch import Tensor, nn
 
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
+from rt4ksr_arch.config import CONFIG_KEY, RT4KSRConfig
+from rt4ksr_arch.errors import CheckpointError, CheckpointNotFoundError, OptionError
+from rt4ksr_arch.fileio import atomic_torch_save
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
-# Where state dicts hide, in the order tried after the key the caller asked for.
-_CONTAINER_KEYS = ('params', 'params_ema', 'state_dict', 'model')
+# Where state dicts hide, in the order tried when no key is asked for (EMA first: it is what
+# training validated, and BasicSR writes both).
+_CONTAINER_KEYS = ('params_ema', 'params', 'state_dict', 'model')
 # DataParallel, PyTorch-Lightning and torch.compile prefixes.
 _KEY_PREFIXES = ('module.', 'model.', '_orig_mod.')
-_SHAPE_KEYS = ('num_in_ch', 'num_feat', 'num_block', 'upscale')
+_SHAPE_FIELDS = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale')
+# What tensor shapes cannot tell, and the released models' value used when nobody says.
+UNDETECTABLE = ('act_type', 'hf_branch')
+RELEASED = RT4KSRConfig()
 
 StateDict = Dict[str, Tensor]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why and what to do."""
+@dataclass(frozen=True)
+class Weights:
+    """RT4KSR weights read from a checkpoint, and the network they belong to.
+
+    ``state_dict`` has wrapper prefixes removed; ``form`` is ``train`` (ResBlocks) or ``deploy``
+    (fused); ``key`` says where the weights were (``params_ema``, ``state_dict``, ``bare``);
+    ``assumed`` lists the ``config`` fields that neither the file nor the caller stated.
+    """
+
+    state_dict: StateDict
+    config: RT4KSRConfig
+    form: str
+    source: str
+    key: str
+    assumed: Tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for logs: file, key, form and network."""
+        assumed = ', '.join(f'{k}={getattr(self.config, k)}' for k in self.assumed)
+        assumed = f' (assumed: {assumed})' if assumed else ''
+        return f'{self.source} [{self.key}], {self.form} form, {self.config.describe()}{assumed}'
 
 
 def read_checkpoint(path: str) -> Any:
-    """``torch.load`` onto the CPU with ``weights_only=True``, with errors that name the problem."""
+    """``torch.load`` onto the CPU with ``weights_only=True``, with errors that name the problem.
+
+    Raises ``CheckpointNotFoundError`` (no such file) or ``CheckpointError`` (a folder, a damaged
+    file, or a pickle holding Python objects beyond tensors and containers).
+    """
     if not osp.exists(path):
-        raise FileNotFoundError(f'checkpoint not found: {path} — check the path (e.g. path.pretrain_network_g); '
-                                'the released weights are listed in the README, "Evaluate the released weights"')
+        raise CheckpointNotFoundError(f'checkpoint not found: {path}; check the path (the released weights are '
+                                      'listed in the README, "Evaluate the released weights")')
     if osp.isdir(path):
         raise CheckpointError(f'checkpoint path is a folder, not a file: {path}')
     try:
@@ -46,7 +83,7 @@ def read_checkpoint(path: str) -> Any:
                 f'{path} holds Python objects beyond tensors and plain containers ({detail}), so it was not '
                 'loaded (weights_only=True). Re-save only its state dict: torch.save(model.state_dict(), ...)'
             ) from err
-        corrupted = err
+        corrupted: Exception = err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         corrupted = err
     raise CheckpointError(f'cannot read {path}: the file is truncated, corrupted or not a PyTorch checkpoint '
@@ -68,32 +105,37 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
 
 
-def extract_state_dict(checkpoint: Any, param_key: Optional[str] = 'params') -> Tuple[StateDict, str]:
-    """The network weights inside ``checkpoint`` with wrapper prefixes removed, and where they were.
+def extract_state_dict(checkpoint: Any, param_key: Optional[str] = None) -> Tuple[StateDict, str]:
+    """The network weights inside ``checkpoint`` with wrapper prefixes removed, and their key.
 
-    ``param_key`` is tried first (BasicSR's ``path.param_key_g``), then ``params``,
-    ``params_ema``, ``state_dict``, ``model``, then the checkpoint itself.
+    ``param_key`` (BasicSR's ``path.param_key_g``) is tried first; then ``params_ema``, ``params``,
+    ``state_dict``, ``model``, then the checkpoint itself (``bare``). An asked key that is absent
+    falls back like BasicSR does, and the returned key says so (``params (params_ema absent)``).
     """
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'expected a dict-like checkpoint, got {type(checkpoint).__name__}')
-    for key in ((param_key, ) if param_key else ()) + _CONTAINER_KEYS:
+    order = ((param_key, ) if param_key else ()) + _CONTAINER_KEYS
+    for key in order:
         if _is_state_dict(checkpoint.get(key)):
-            state_dict, where = checkpoint[key], f'[{key}]'
+            state_dict = checkpoint[key]
+            where = key if not param_key or key == param_key else f'{key} ({param_key} absent)'
             break
     else:
         if not _is_state_dict(checkpoint):
             raise CheckpointError('no state dict found: top-level keys are '
                                   f'{sorted(map(str, checkpoint))[:12]}; expected one of {_CONTAINER_KEYS} '
                                   'or a bare state dict')
-        state_dict, where = checkpoint, 'bare state dict'
+        state_dict, where = checkpoint, 'bare'
     return {_strip_prefixes(k): v for k, v in state_dict.items()}, where
 
 
-def describe_state_dict(state_dict: StateDict, num_out_ch: Optional[int] = None) -> Dict[str, Any]:
-    """Form (``train``/``deploy``) and shape of RT4KSR weights, read from the tensors alone.
+def infer_config(state_dict: StateDict, num_out_ch: Optional[int] = None) -> Tuple[str, Dict[str, Any]]:
+    """RT4KSR detection from tensors alone: (form, the config fields the shapes determine).
 
-    ``num_out_ch`` disambiguates the upsampler width (out*(2s)^2); by default it equals
-    the input channels, as in every RT4KSR released so far.
+    ``form`` is ``train`` or ``deploy``. The fields are the five sizes, plus ``act_type: 'prelu'``
+    when PReLU slopes are present. ``num_out_ch`` disambiguates the upsampler width
+    (``out*(2s)^2``); by default it equals the input channels. Raises ``CheckpointError`` for
+    weights that are not RT4KSR.
     """
     if 'head.0.weight' not in state_dict or 'upsample.0.weight' not in state_dict:
         raise CheckpointError('not an RT4KSR checkpoint: no head.0.weight / upsample.0.weight among its keys '
@@ -103,96 +145,173 @@ def describe_state_dict(state_dict: StateDict, num_out_ch: Optional[int] = None)
     if has_train == has_deploy:
         raise CheckpointError('not an RT4KSR checkpoint: expected either ResBlock (expand_conv) or fused '
                               f'(rep_conv) weights, found {"both" if has_train else "neither"}')
-    num_feat, head_in = state_dict['head.0.weight'].shape[:2]
-    num_in_ch = head_in // 4
+    head = state_dict['head.0.weight']
+    if head.dim() != 4 or head.shape[1] % 4:
+        raise CheckpointError(f'not an RT4KSR checkpoint: head.0.weight has shape {tuple(head.shape)}')
+    num_feat, num_in_ch = int(head.shape[0]), int(head.shape[1]) // 4
     num_out_ch = num_out_ch or num_in_ch
     up_out = state_dict['upsample.0.weight'].shape[0]
     side = round((up_out / num_out_ch)**0.5)
     if side * side * num_out_ch != up_out or side % 2:
         raise CheckpointError(f'upsample.0.weight has {up_out} output channels, which is not '
                               f'{num_out_ch}*(2*scale)^2 for any integer scale')
-    has_prelu = any(k.endswith('act.weight') or k == 'hfb.1.weight' for k in state_dict)
-    return dict(form='train' if has_train else 'deploy', num_in_ch=int(num_in_ch), num_out_ch=int(num_out_ch),
-                num_feat=int(num_feat), num_block=len({k.split('.')[1] for k in state_dict if k.startswith('body.')}),
-                upscale=side // 2, prelu=has_prelu)
+    fields: Dict[str, Any] = dict(num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat,
+                                  num_block=len({k.split('.')[1] for k in state_dict if k.startswith('body.')}),
+                                  upscale=side // 2)
+    if any(k.endswith('act.weight') or k == 'hfb.1.weight' for k in state_dict):
+        fields['act_type'] = 'prelu'
+    return 'train' if has_train else 'deploy', fields
 
 
-def check_compatible(found: Dict[str, Any], net_config: Dict[str, Any], source: str,
-                     opt_prefix: str = 'network_g', strict: bool = True) -> None:
-    """Raise a CheckpointError naming every shape option on which weights and network disagree.
+def _stored_config(checkpoint: Any, name: str) -> Optional[RT4KSRConfig]:
+    stored = checkpoint.get(CONFIG_KEY) if isinstance(checkpoint, Mapping) else None
+    if stored is None:
+        return None
+    try:
+        return RT4KSRConfig.from_dict(stored, where=f'{name} {CONFIG_KEY}')
+    except (OptionError, TypeError) as err:
+        raise CheckpointError(f'{name}: its stored network config is invalid ({err}); re-save the checkpoint') from err
 
-    ``strict=False`` tolerates another scale (fine-tuning x3/x4 from x2 weights: all but the
-    upsampler loads).
+
+def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key: Optional[str] = None,
+                            overrides: Optional[Mapping[str, Any]] = None) -> Weights:
+    """``Weights`` from an in-memory checkpoint (any supported layout).
+
+    ``overrides`` are config fields the caller states (``act_type``, ``hf_branch``, or any
+    other). They fill what the tensors cannot tell; against a config stored in the file, or
+    against the tensors, a different value is a ``CheckpointError``.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    stored = _stored_config(checkpoint, name)
+    try:
+        state_dict, key = extract_state_dict(checkpoint, param_key)
+        form, found = infer_config(state_dict, stored.num_out_ch if stored else overrides.get('num_out_ch'))
+    except CheckpointError as err:
+        raise CheckpointError(f'{name}: {err}') from err
+    if stored is not None:
+        clash = [f'{k} is {getattr(stored, k)!r} in the file, {v!r} was given' for k, v in overrides.items()
+                 if getattr(stored, k, v) != v]
+        if clash:
+            raise CheckpointError(f'{name} stores its network config and it disagrees: {"; ".join(clash)}. '
+                                  'Drop the override; the stored config is what the weights were trained with')
+        config, assumed = stored, ()
+    else:
+        clash = [f'{k} is {v!r} in the weights, {overrides[k]!r} was given' for k, v in found.items()
+                 if k in overrides and overrides[k] != v]
+        if 'act_type' not in found and overrides.get('act_type') == 'prelu':
+            clash.append('act_type prelu was given, but the weights hold no PReLU slopes')
+        if clash:
+            raise CheckpointError(f'{name} does not match the given network: {"; ".join(clash)}')
+        values = {**{k: getattr(RELEASED, k) for k in UNDETECTABLE}, **overrides, **found}
+        try:
+            config = RT4KSRConfig.from_dict(values)
+        except OptionError as err:
+            raise CheckpointError(f'{name}: {err}') from err
+        assumed = tuple(k for k in UNDETECTABLE if k not in found and k not in overrides)
+    mismatch = [f'{k} {found[k]} (tensors) vs {getattr(config, k)} (config)' for k in _SHAPE_FIELDS
+                if found[k] != getattr(config, k)]
+    if mismatch:
+        raise CheckpointError(f'{name}: its stored config does not fit its tensors ({"; ".join(mismatch)}); '
+                              'the file is inconsistent, re-save it')
+    return Weights(state_dict, config, form, name, key, assumed)
+
+
+def read_weights(source: str, param_key: Optional[str] = None,
+                 overrides: Optional[Mapping[str, Any]] = None) -> Weights:
+    """``Weights`` of the checkpoint file ``source``; see ``weights_from_checkpoint``."""
+    return weights_from_checkpoint(read_checkpoint(source), source, param_key, overrides)
+
+
+def check_compatible(weights: Weights, config: RT4KSRConfig, opt_prefix: str = 'network_g',
+                     strict: bool = True) -> None:
+    """Raise a ``CheckpointError`` naming every option on which ``weights`` and ``config`` disagree.
+
+    Sizes are always compared (``strict=False`` tolerates another scale: fine-tuning x3/x4 from
+    x2 weights loads all but the upsampler); ``act_type`` / ``hf_branch`` only where the weights
+    state them (stored config, or PReLU slopes).
     """
     problems = []
-    for key in _SHAPE_KEYS:
-        if found[key] != net_config[key] and (strict or key != 'upscale'):
-            shown = f'x{found[key]}' if key == 'upscale' else found[key]
-            problems.append(f'checkpoint {key} is {shown}, {opt_prefix}.{key} is {net_config[key]}')
-    if found['prelu'] != (net_config['act_type'] == 'prelu'):
-        problems.append(f'checkpoint {"has" if found["prelu"] else "has no"} PReLU weights, '
-                        f'{opt_prefix}.act_type is {net_config["act_type"]}')
+    for key in _SHAPE_FIELDS:
+        have, want = getattr(weights.config, key), getattr(config, key)
+        if have != want and (strict or key != 'upscale'):
+            shown = f'x{have}' if key == 'upscale' else have
+            problems.append(f'checkpoint {key} is {shown}, {opt_prefix}.{key} is {want}')
+    for key in UNDETECTABLE:
+        have, want = getattr(weights.config, key), getattr(config, key)
+        if key in weights.assumed:  # only PReLU slopes are visible in tensors
+            if key == 'act_type' and want == 'prelu':
+                problems.append(f'checkpoint has no PReLU weights, {opt_prefix}.act_type is prelu')
+        elif have != want:
+            problems.append(f'checkpoint {key} is {have}, {opt_prefix}.{key} is {want}')
     if problems:
-        raise CheckpointError(f'{source} does not fit the network: ' + '; '.join(problems) +
+        raise CheckpointError(f'{weights.source} does not fit the network: ' + '; '.join(problems) +
                               f'. Set {opt_prefix} to match the weights, or use the weights made for it.')
 
 
 def load_rt4ksr_weights(net: nn.Module,
-                        source: Union[str, Mapping[str, Any]],
-                        param_key: Optional[str] = 'params',
+                        source: Union[str, Mapping[str, Any], Weights],
+                        param_key: Optional[str] = None,
                         strict: bool = True,
-                        opt_prefix: str = 'network_g') -> str:
-    """Load RT4KSR weights of any supported format into ``net`` (RT4KSR or RT4KSRDeploy).
+                        opt_prefix: str = 'network_g') -> Weights:
+    """Load RT4KSR weights (a file, an in-memory checkpoint or ``Weights``) into ``net``.
 
-    Returns a one-line description of what was loaded, for the log.
+    ``net`` is an ``RT4KSR`` or ``RT4KSRDeploy``; train-form weights are fused on load for the
+    latter. ``strict=False`` skips tensors whose shape differs (listed in the log by the caller).
+    Returns the ``Weights`` loaded. Raises ``CheckpointError`` (and ``CheckpointNotFoundError``)
+    with the option to change.
     """
-    name = source if isinstance(source, str) else 'checkpoint'
-    checkpoint = read_checkpoint(source) if isinstance(source, str) else source
-    try:
-        state_dict, where = extract_state_dict(checkpoint, param_key)
-        found = describe_state_dict(state_dict, getattr(net, 'num_out_ch', None))
-    except CheckpointError as err:
-        raise CheckpointError(f'{name}: {err}') from err
-    check_compatible(found, net.config, name, opt_prefix, strict)
-    if found['form'] == 'deploy' and not isinstance(net, RT4KSRDeploy):
-        raise CheckpointError(f'{name} holds fused (deploy-form) weights, which cannot be un-fused into the '
-                              f'train-time {type(net).__name__}: set {opt_prefix}.type: RT4KSRDeploy, or load '
+    if isinstance(source, Weights):
+        weights = source
+    elif isinstance(source, str):
+        weights = read_weights(source, param_key)
+    else:
+        weights = weights_from_checkpoint(source, 'checkpoint', param_key)
+    check_compatible(weights, net.config, opt_prefix, strict)
+    if weights.form == 'deploy' and not isinstance(net, RT4KSRDeploy):
+        raise CheckpointError(f'{weights.source} holds fused (deploy-form) weights, which cannot be un-fused into '
+                              f'the train-time {type(net).__name__}: set {opt_prefix}.type: RT4KSRDeploy, or load '
                               'train-form weights')
-    fused = found['form'] == 'train' and isinstance(net, RT4KSRDeploy)
-    if fused:
+    state_dict = weights.state_dict
+    if weights.form == 'train' and isinstance(net, RT4KSRDeploy):
         state_dict = fuse_state_dict(state_dict)
-    skipped = []
     if not strict:
         own = net.state_dict()
         skipped = sorted(k for k, v in state_dict.items() if k in own and own[k].shape != v.shape)
         state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
+        weights = replace(weights, key=weights.key + (f'; not loaded (shape differs): {skipped}' if skipped else ''))
     try:
         net.load_state_dict(state_dict, strict=strict)
     except RuntimeError as err:
-        raise CheckpointError(f'{name} does not load into {type(net).__name__}: {err}') from err
-    return (f'{where}, {found["form"]} form{" fused on load" if fused else ""}, x{found["upscale"]}, '
-            f'C={found["num_feat"]}, N={found["num_block"]}' +
-            (f'; not loaded (shape differs, strict_load_g: false): {skipped}' if skipped else ''))
+        raise CheckpointError(f'{weights.source} does not load into {type(net).__name__}: {err}') from err
+    return weights
 
 
-def build_from_state_dict(state_dict: StateDict, deploy: bool = False, **overrides: Any) -> nn.Module:
-    """A network shaped like ``state_dict`` (fused if ``deploy``), with those weights loaded."""
-    found = describe_state_dict(state_dict, overrides.get('num_out_ch'))
-    config = {k: found[k] for k in ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale')}
-    config['act_type'] = 'prelu' if found['prelu'] else 'gelu'
-    config.update(overrides)
-    net = (RT4KSRDeploy if deploy else RT4KSR)(**config)
-    load_rt4ksr_weights(net, {'params': state_dict}, opt_prefix='the inferred network')
-    return net
+def load_model(source: Union[str, Weights], deploy: bool = False, param_key: Optional[str] = None,
+               overrides: Optional[Mapping[str, Any]] = None, scale: Optional[int] = None) -> Tuple[nn.Module, Weights]:
+    """The network a checkpoint holds, weights loaded, in eval mode, on the CPU, and its ``Weights``.
 
-
-def load_from_file(path: str, deploy: bool = False, scale: Optional[int] = None) -> nn.Module:
-    """The network described by the checkpoint at ``path`` (any format), weights loaded, in eval mode.
-
-    ``scale``, when given, must be the weights' scale (a clear error otherwise).
+    ``deploy`` builds the fused ``RT4KSRDeploy`` (fused weights always give it). ``scale``, when
+    given, must be the weights' scale. ``overrides``: see ``weights_from_checkpoint``.
     """
-    net = build_from_state_dict(extract_state_dict(read_checkpoint(path))[0], deploy=deploy).eval()
-    if scale is not None and scale != net.upscale:
-        raise CheckpointError(f'{path} holds x{net.upscale} weights, but scale {scale} was asked: '
-                              f'use x{scale} weights, or let the scale come from the weights')
-    return net
+    weights = source if isinstance(source, Weights) else read_weights(source, param_key, overrides)
+    if scale is not None and scale != weights.config.upscale:
+        raise CheckpointError(f'{weights.source} holds x{weights.config.upscale} weights, but scale {scale} was '
+                              f'asked: use x{scale} weights, or let the scale come from the weights')
+    cls: Type[nn.Module] = RT4KSRDeploy if deploy or weights.form == 'deploy' else RT4KSR
+    net = cls.from_config(weights.config)
+    return net, load_rt4ksr_weights(net, weights, opt_prefix='the network')
+
+
+def checkpoint_dict(config: RT4KSRConfig, **state_dicts: Mapping[str, Tensor]) -> Dict[str, Any]:
+    """A BasicSR checkpoint (``params=…``, ``params_ema=…``) with the network config beside it.
+
+    Tensors are detached and moved to the CPU. BasicSR loads it as usual (it ignores ``CONFIG_KEY``).
+    """
+    out: Dict[str, Any] = {key: {k: v.detach().cpu() for k, v in sd.items()} for key, sd in state_dicts.items()}
+    out[CONFIG_KEY] = config.to_dict()
+    return out
+
+
+def save_checkpoint(path: str, config: RT4KSRConfig, **state_dicts: Mapping[str, Tensor]) -> None:
+    """Write ``checkpoint_dict(config, **state_dicts)`` to ``path`` atomically (never half-written)."""
+    atomic_torch_save(checkpoint_dict(config, **state_dicts), path)

@@ -18,7 +18,6 @@ the bottom/right (PixelUnshuffle needs even sizes) and the output is cropped bac
 exactly ``upscale*H x upscale*W``.
 """
 import copy
-from typing import Dict, Union
 
 import torch
 from torch import Tensor, nn
@@ -26,9 +25,9 @@ from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from basicsr.utils.registry import ARCH_REGISTRY
+from rt4ksr_arch.config import ACTIVATIONS, RT4KSRConfig
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
-ACTIVATIONS = ('gelu', 'relu', 'lrelu', 'prelu')
 _NEG_SLOPE = 0.05  # the authors' slope for lrelu and initial slope for prelu
 
 
@@ -43,7 +42,7 @@ def make_activation(act_type: str) -> nn.Module:
         return nn.LeakyReLU(_NEG_SLOPE)
     if act_type == 'prelu':
         return nn.PReLU(num_parameters=1, init=_NEG_SLOPE)
-    raise ValueError(f'act_type must be one of {ACTIVATIONS}, got "{act_type}"')
+    raise ValueError(f'act_type must be one of {ACTIVATIONS}, got {act_type!r}')
 
 
 class LayerNorm2d(nn.Module):
@@ -109,7 +108,12 @@ class RT4KSRBlock(nn.Module):
 
 
 class _RT4KSRBase(nn.Module):
-    """Shared skeleton; subclasses pick the ResBlock form via ``_make_block``."""
+    """Shared skeleton; subclasses pick the ResBlock form via ``_make_block``.
+
+    Keywords are those of ``RT4KSRConfig`` (validated there: ``OptionError`` names a bad one).
+    Input: float [N, num_in_ch, H, W], images in [0, 1]; output: [N, num_out_ch, s*H, s*W],
+    not clamped (the network may overshoot [0, 1] slightly).
+    """
 
     def __init__(self,
                  num_in_ch: int = 3,
@@ -120,11 +124,8 @@ class _RT4KSRBase(nn.Module):
                  act_type: str = 'gelu',
                  hf_branch: bool = False) -> None:
         super().__init__()
-        for name, value in (('num_in_ch', num_in_ch), ('num_out_ch', num_out_ch), ('num_feat', num_feat),
-                            ('num_block', num_block), ('upscale', upscale)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive integer, got {value!r}')
-        make_activation(act_type)  # validates the name early, with the list of choices
+        self._config = RT4KSRConfig(num_in_ch, num_out_ch, num_feat, num_block, upscale, act_type, hf_branch)
+        act_type = self._config.act_type
         self.num_in_ch, self.num_out_ch, self.num_feat = num_in_ch, num_out_ch, num_feat
         self.num_block, self.upscale, self.act_type, self.hf_branch = num_block, upscale, act_type, hf_branch
 
@@ -142,16 +143,19 @@ class _RT4KSRBase(nn.Module):
             self.hfb.requires_grad_(False)
             self.gamma.requires_grad_(False)
 
+    @classmethod
+    def from_config(cls, config: RT4KSRConfig) -> '_RT4KSRBase':
+        """A new network (random weights) of this form with ``config``."""
+        return cls(**config.to_dict())
+
     @staticmethod
     def _make_block(num_feat: int) -> nn.Module:
         raise NotImplementedError
 
     @property
-    def config(self) -> Dict[str, Union[int, str, bool]]:
-        """Constructor keywords that rebuild this network's shape and behaviour."""
-        return dict(num_in_ch=self.num_in_ch, num_out_ch=self.num_out_ch, num_feat=self.num_feat,
-                    num_block=self.num_block, upscale=self.upscale, act_type=self.act_type,
-                    hf_branch=self.hf_branch)
+    def config(self) -> RT4KSRConfig:
+        """The typed configuration that rebuilds this network's shape and behaviour."""
+        return self._config
 
     @property
     def receptive_radius(self) -> int:
@@ -208,7 +212,7 @@ def reparameterize(model: nn.Module) -> RT4KSRDeploy:
     if not isinstance(model, RT4KSR):
         raise TypeError(f'reparameterize expects an RT4KSR model, got {type(model).__name__}')
     reference = model.head[0].weight
-    deploy = RT4KSRDeploy(**model.config).to(device=reference.device, dtype=reference.dtype)
+    deploy = RT4KSRDeploy.from_config(model.config).to(device=reference.device, dtype=reference.dtype)
     with torch.no_grad():
         deploy.load_state_dict(fuse_state_dict({k: v.detach() for k, v in model.state_dict().items()}))
     return deploy.train(model.training)

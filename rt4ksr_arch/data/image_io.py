@@ -1,24 +1,58 @@
-"""Decode any image a user may hand us, validated, in one place for the datasets and the tools.
+"""Find and decode any image a user may hand us, validated, in one place for datasets and tools.
 
-``decode_unchanged`` keeps an image as stored (8/16-bit, gray/BGR/BGRA). ``decode_image`` then
-applies the rule every dataset follows (datasets/README.md): 3-channel BGR (OpenCV order),
-``float32`` in [0, 1], HWC; gray is repeated into three channels, an alpha channel is dropped
-(RT4KSR is an RGB model), 16-bit values are divided by 65535 and 8-bit by 255.
+``list_images`` is the one rule for which files of a folder are images (extension in any case,
+hidden files skipped). ``decode_unchanged`` keeps an image as stored (8/16-bit,
+gray/BGR/BGRA). ``decode_image`` then applies the rule every dataset follows (datasets/README.md):
+3-channel BGR (OpenCV order), ``float32`` in [0, 1], HWC; gray is repeated into three channels,
+an alpha channel is dropped (RT4KSR is an RGB model), 16-bit values are divided by 65535 and
+8-bit by 255.
 """
-from typing import Tuple
+import os
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+from rt4ksr_arch.errors import ImageReadError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'is_image_name', 'list_images', 'decode_unchanged', 'decode_image']
 
 
-class ImageReadError(ValueError):
-    """An image file that cannot be decoded or used; the message names the file."""
+def is_image_name(name: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> bool:
+    """A non-hidden file name whose extension (any case) is one of ``extensions``."""
+    return not name.startswith('.') and os.path.splitext(name)[1].lower() in extensions
+
+
+def list_images(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS, recursive: bool = False) -> List[str]:
+    """Sorted paths of the image files in ``folder`` (and its subfolders when ``recursive``).
+
+    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file and
+    ``ImageReadError`` when no image is found (naming the subfolders that were not searched).
+    """
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f'folder not found: {folder}')
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f'not a folder: {folder}')
+    found, subfolders = [], []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        found += [os.path.join(root, f) for f in files if is_image_name(f, extensions)]
+        if not recursive:
+            subfolders = dirs
+            break
+    if not found:
+        hint = f'; subfolders ({", ".join(subfolders[:3])}) are not searched' if subfolders else ''
+        raise ImageReadError(f'no images ({"/".join(e[1:] for e in extensions)}) in {folder}{hint}')
+    return sorted(found)
 
 
 def decode_unchanged(content: bytes, name: str) -> np.ndarray:
-    """Decode encoded bytes as stored: uint8/uint16, HW (gray) or HWC with 1, 3 or 4 channels."""
+    """Decode encoded bytes as stored: uint8/uint16, HW (gray) or HWC with 1, 3 or 4 channels.
+
+    Raises ``ImageReadError`` naming ``name`` for undecodable bytes or an unusable pixel type.
+    """
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if content else None
     if img is None:
         raise ImageReadError(f'cannot decode image {name}: the file is empty, truncated or not an image '

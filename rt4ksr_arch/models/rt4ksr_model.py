@@ -22,9 +22,11 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from rt4ksr_arch.archs.linear_start import linear_start_
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
-from rt4ksr_arch.checkpoint import load_rt4ksr_weights
+from rt4ksr_arch.checkpoint import load_rt4ksr_weights, save_checkpoint
+from rt4ksr_arch.config import RT4KSRConfig
+from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.fileio import atomic_torch_save
-from rt4ksr_arch.inference import inference_options, upscale
+from rt4ksr_arch.inference import InferenceOptions, Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -58,11 +60,17 @@ def validate_options(opt: Dict[str, Any]) -> None:
                             for name, d in (opt.get('datasets') or {}).items()}
     bad = find_numeric_strings(sections)
     if bad:
-        raise ValueError('these options are text, not numbers: ' + ', '.join(bad) + '. YAML reads 2e-4 as a '
+        raise OptionError('options', 'these are text, not numbers: ' + ', '.join(bad) + '. YAML reads 2e-4 as a '
                          'string: write 2.0e-4 (with a dot) or 0.0002.')
     amp = (opt.get('train') or {}).get('amp')
     if amp not in (None, False, *_AMP_DTYPES):
-        raise ValueError(f'train.amp must be bf16, fp16 or omitted, got {amp!r}')
+        raise OptionError('train.amp', f'must be bf16, fp16 or omitted, got {amp!r}')
+    network = opt.get('network_g') or {}
+    if network.get('type') in ('RT4KSR', 'RT4KSRDeploy'):
+        try:
+            RT4KSRConfig.from_dict(network, where='network_g')
+        except OptionError as err:
+            raise err.renamed({f: f'network_g.{f}' for f in RT4KSRConfig.__dataclass_fields__}) from None
 
 
 def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict[str, Any]]:
@@ -90,7 +98,7 @@ class RT4KSRModel(SRModel):
         validate_options(opt)
         train_opt = opt.get('train') or {}
         self.amp_dtype = _AMP_DTYPES.get(train_opt.get('amp')) if opt['is_train'] else None
-        self.inference_opts = inference_options(opt.get('val'))
+        self.inference_opts = InferenceOptions.from_val_opt(opt.get('val'))
         self.channels_last = (bool(train_opt.get('channels_last', False)) and opt['is_train']) or \
             self.inference_opts.channels_last
         self.scaler = None
@@ -118,22 +126,24 @@ class RT4KSRModel(SRModel):
         return net
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
+        """The one loader (any format). ``param_key_g`` unset in the YAML: ``params_ema`` when present."""
         bare = self.get_bare_model(net)
         if not isinstance(bare, (RT4KSR, RT4KSRDeploy)):
             return super().load_network(net, load_path, strict, param_key)
-        summary = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
-        get_root_logger().info(f'Loaded {type(bare).__name__} from {load_path}: {summary}.')
+        if net is self.net_g and self.opt['path'].get('param_key_g') is None:
+            param_key = None  # what training validated: the EMA weights when the file has them
+        weights = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
+        get_root_logger().info(f'Loaded {type(bare).__name__} from {weights.describe()}.')
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's checkpoint (``params``, ``params_ema``) plus the network config, written atomically."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         tag = 'latest' if current_iter == -1 else current_iter
-        save_dict = {
-            key: {k: v.detach().cpu() for k, v in self.get_bare_model(n).state_dict().items()}
-            for n, key in zip(nets, keys)
-        }
-        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{tag}.pth'))
+        bare = [self.get_bare_model(n) for n in nets]
+        path = osp.join(self.opt['path']['models'], f'{net_label}_{tag}.pth')
+        save_checkpoint(path, bare[0].config, **{key: n.state_dict() for n, key in zip(bare, keys)})
 
     # ----------------------------------------------------------------- optimization setup
     def init_training_settings(self):
@@ -154,7 +164,7 @@ class RT4KSRModel(SRModel):
         optimizer_cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
             names = sorted(n for n in dir(torch.optim) if n[0].isupper() and n != 'Optimizer')
-            raise ValueError(f'train.optim_g.type {optim_type!r} is not a torch.optim optimizer; one of {names}')
+            raise OptionError('train.optim_g.type', f'{optim_type!r} is not a torch.optim optimizer; one of {names}')
         return optimizer_cls(params, lr, **kwargs)
 
     def setup_optimizers(self):
@@ -177,8 +187,8 @@ class RT4KSRModel(SRModel):
         else:
             scheduler_cls = getattr(torch.optim.lr_scheduler, sched_type, None)
             if not isinstance(scheduler_cls, type):
-                raise ValueError(f'train.scheduler.type {sched_type!r} is neither a basicsr scheduler '
-                                 f'({sorted(_BASICSR_SCHEDULERS)}) nor in torch.optim.lr_scheduler')
+                raise OptionError('train.scheduler.type', f'{sched_type!r} is neither a basicsr scheduler '
+                                  f'({sorted(_BASICSR_SCHEDULERS)}) nor in torch.optim.lr_scheduler')
         for optimizer in self.optimizers:
             self.schedulers.append(scheduler_cls(optimizer, **sched_opt))
 
@@ -296,9 +306,9 @@ class RT4KSRModel(SRModel):
     # ----------------------------------------------------------------- validation
     def test(self):
         """The EMA network (else net_g) on self.lq with the val options: tiles, self-ensemble, precision."""
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        self.output = upscale(self.get_bare_model(net), self.lq, self.opt['scale'], self.inference_opts,
-                              progress=bool(self.opt['val'].get('pbar')))
+        net = self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
+        upscaler = Upscaler(net, self.inference_opts, self.device)
+        self.output = upscaler(self.lq, progress=bool(self.opt['val'].get('pbar')))
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)

@@ -1,11 +1,11 @@
 """Prepare training data: HR sub-images, meta_info files, LMDBs and the bundled quickstart photos.
 
-    python -m rt4ksr_arch.prepare subimages INPUT_DIR OUTPUT_DIR [--crop-size 480] [--step 240]
+    rt4ksr prepare subimages INPUT_DIR OUTPUT_DIR [--crop-size 480] [--step 240]
                                             [--thresh-size 0] [--workers N] [--compression 3]
-    python -m rt4ksr_arch.prepare meta-info FOLDER [--output FILE] [--overwrite] [--workers N]
-    python -m rt4ksr_arch.prepare lmdb FOLDER OUTPUT.lmdb [--meta-info FILE] [--compression 1]
+    rt4ksr prepare meta-info FOLDER [--output FILE] [--overwrite] [--workers N]
+    rt4ksr prepare lmdb FOLDER OUTPUT.lmdb [--meta-info FILE] [--compression 1]
                                        [--batch 5000] [--overwrite] [--workers N]
-    python -m rt4ksr_arch.prepare bundled OUTPUT_DIR [--compression 3]
+    rt4ksr prepare bundled OUTPUT_DIR [--compression 3]
 
 Inputs are the images directly inside a folder (png/jpg/jpeg/bmp/tif/tiff, any case; hidden
 files and subfolders are ignored). Images are read as stored (``cv2.IMREAD_UNCHANGED``): gray,
@@ -550,8 +550,10 @@ def _compression(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='python -m rt4ksr_arch.prepare', description=__doc__.split('\n')[0])
+HELP = 'training data: HR sub-images, meta_info files, LMDBs, the bundled quickstart photos'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='command', required=True, metavar='{subimages,meta-info,lmdb,bundled}')
     workers = dict(type=_positive, default=None, help='worker processes (default: the CPUs available)')
 
@@ -583,11 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('bundled', help="write scikit-image's bundled photographs as quickstart train/val data")
     p.add_argument('output_dir', help='folder to fill with train/*.png and val/*.png')
     p.add_argument('--compression', type=_compression, default=3, help='PNG compression 0..9 (default 3)')
-    return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     try:
         if args.command == 'subimages':
             summary = extract_subimages(args.input_dir, args.output_dir, args.crop_size, args.step, args.thresh_size,
@@ -604,7 +604,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     print(summary)
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

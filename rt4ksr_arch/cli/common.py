@@ -1,0 +1,172 @@
+"""The CLI kit: one parser class, one spelling and check of every shared flag, one error rule.
+
+Every tool (``rt4ksr <tool>``) builds its flags from here, so ``--device``, ``--precision``,
+``--tile``, ``--tile-pad``, ``--batch``, ``--weights`` and friends mean and check the same thing
+everywhere. User errors (``RT4KSRError``, and ``OSError`` on a user's path) become one
+``error: …`` line and exit status 2; any other exception is a bug and keeps its traceback.
+"""
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, NoReturn, Optional, Sequence, Tuple
+
+from torch import nn
+
+from rt4ksr_arch.checkpoint import Weights, load_model
+from rt4ksr_arch.config import ACTIVATIONS
+from rt4ksr_arch.errors import OptionError, OutputExistsError, RT4KSRError
+from rt4ksr_arch.inference import PRECISIONS, InferenceOptions, resolve_device
+
+# How the command line spells option and config fields (errors name what the user typed).
+CLI_NAMES = {'tile_size': '--tile', 'tile_pad': '--tile-pad', 'tile_batch': '--batch', 'precision': '--precision',
+             'self_ensemble': '--self-ensemble', 'channels_last': '--no-channels-last', 'compile': '--compile',
+             'device': '--device', 'act_type': '--act-type', 'hf_branch': '--hf-branch'}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's error rule: one ``error:`` line and exit status 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f'error: {message} (see {self.prog} --help)', file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
+    return value
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--device', default='auto',
+                        help='auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)')
+
+
+def add_precision(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(PRECISIONS)) -> None:
+    parser.add_argument('--precision', default='fp32', choices=list(choices),
+                        help='weights and activations: fp32 (default), fp16 (GPU: fast, -0.01 dB) or bf16 '
+                        '(-0.46 dB on Set5)')
+
+
+def add_inference(parser: argparse.ArgumentParser, tiles: bool = True, ensemble: bool = True,
+                  batch: bool = True) -> None:
+    """``--device --precision [--tile --tile-pad] [--self-ensemble] --no-channels-last --compile [--batch]``."""
+    add_device(parser)
+    add_precision(parser)
+    if tiles:
+        parser.add_argument('--tile', type=positive_int, default=None, metavar='N',
+                            help='tile side in LR pixels (exact tiles; default: the whole image)')
+        parser.add_argument('--tile-pad', type=non_negative_int, default=None, metavar='N',
+                            help="LR context pixels per tile side (default: the network's receptive radius, exact)")
+    if ensemble:
+        parser.add_argument('--self-ensemble', action='store_true', help='x8 geometric self-ensemble (8x slower)')
+    parser.add_argument('--no-channels-last', dest='channels_last', action='store_false',
+                        help='run in NCHW memory instead of channels_last (slower; for comparison)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the network (CUDA graphs on GPU); pays off over many same-size inputs')
+    if batch:
+        parser.add_argument('--batch', type=positive_int, default=4, metavar='N',
+                            help='inputs per forward pass: video frames, or tiles of one image with --tile '
+                            '(default 4)')
+
+
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    """The validated ``InferenceOptions`` of the flags ``add_inference`` added."""
+    try:
+        return InferenceOptions(tile_size=getattr(args, 'tile', None), tile_pad=getattr(args, 'tile_pad', None),
+                                tile_batch=getattr(args, 'batch', 1),
+                                self_ensemble=getattr(args, 'self_ensemble', False), precision=args.precision,
+                                channels_last=args.channels_last, compile=args.compile)
+    except OptionError as err:
+        raise err.renamed(CLI_NAMES) from None
+
+
+def device(args: argparse.Namespace) -> Any:
+    """``torch.device`` of ``--device``; an ``OptionError`` naming the flag otherwise."""
+    try:
+        return resolve_device(args.device)
+    except OptionError as err:
+        raise err.renamed(CLI_NAMES) from None
+
+
+def add_weights(parser: argparse.ArgumentParser, positional: bool = False, required: bool = True) -> None:
+    """The checkpoint and what to read from it: ``--weights``, ``--param-key``, ``--act-type``, ``--hf-branch``."""
+    what = 'RT4KSR checkpoint: authors\' .pth, Lightning .ckpt, BasicSR .pth or bare state dict'
+    if positional:
+        parser.add_argument('weights', help=what)
+    else:
+        parser.add_argument('--weights', required=required, default=None, help=what)
+    parser.add_argument('--param-key', default=None, choices=['params', 'params_ema', 'state_dict'],
+                        help='which weights of the file (default: params_ema when present, else params)')
+    parser.add_argument('--act-type', default=None, choices=list(ACTIVATIONS),
+                        help='activation the weights were trained with, for files that do not store their config '
+                        '(default: read from the file, else gelu as released)')
+    parser.add_argument('--hf-branch', action='store_const', const=True, default=None,
+                        help='the weights were trained with hf_branch: true (for files that do not store their '
+                        'config)')
+
+
+def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[int] = None,
+                 report: Callable[[str], None] = print) -> Tuple[nn.Module, Weights]:
+    """The network of ``--weights`` (eval mode, CPU) and its ``Weights``; reports what was loaded.
+
+    A file that does not store its config, read without ``--act-type`` / ``--hf-branch``, gets a
+    note naming the assumption and the flags that change it.
+    """
+    overrides = {'act_type': args.act_type, 'hf_branch': args.hf_branch}
+    net, weights = load_model(args.weights, deploy=deploy, param_key=args.param_key, overrides=overrides,
+                              scale=scale)
+    report(f'weights: {weights.describe()}')
+    if weights.assumed:
+        flags = ' / '.join(CLI_NAMES[k] for k in weights.assumed)
+        report(f'note: {weights.source} does not store its network config; assumed '
+               f'{", ".join(f"{k}={getattr(weights.config, k)}" for k in weights.assumed)} (the released models). '
+               f'If it was trained otherwise, pass {flags}.')
+    return net, weights
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: keep them)')
+
+
+def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
+    """Raise ``OutputExistsError`` naming every path that exists, unless ``overwrite``."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f'{", ".join(existing)} already exist(s); pass --overwrite to replace, or choose '
+                                'another output')
+
+
+def quote(*parts: Any) -> str:
+    """A shell command line for the user to copy, every part quoted as the shell needs."""
+    return ' '.join(shlex.quote(str(p)) for p in parts)
+
+
+def run_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``run(args)``, with user errors turned into one ``error:`` line and exit status 2."""
+    try:
+        return run(args)
+    except (RT4KSRError, OSError) as err:
+        message = str(err) if isinstance(err, RT4KSRError) or not getattr(err, 'filename', None) else \
+            f'{err.strerror or err}: {err.filename}'
+        print(f'error: {message}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+

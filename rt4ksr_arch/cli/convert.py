@@ -1,0 +1,41 @@
+"""Convert any RT4KSR checkpoint into a BasicSR one: ``{'params': …, 'rt4ksr_config': …}``.
+
+    rt4ksr convert INPUT OUTPUT [--deploy] [--param-key KEY] [--act-type A] [--hf-branch] [--overwrite]
+
+INPUT may be the authors' ``.pth``, a PyTorch-Lightning ``.ckpt``, a BasicSR checkpoint or a
+bare state dict. Sizes and scale are read from the weights; the activation and the
+high-frequency branch from the file's stored config, else from ``--act-type`` / ``--hf-branch``,
+else the released configuration (said so). The output stores that config, so every later tool
+reads the right network. ``--deploy`` writes the fused (``RT4KSRDeploy``) weights. The result
+is verified by loading it back, and written atomically; an existing OUTPUT is kept unless
+``--overwrite``.
+"""
+import argparse
+from os import path as osp
+
+from rt4ksr_arch.checkpoint import load_model, save_checkpoint
+from rt4ksr_arch.cli.common import add_overwrite, add_weights, load_network, refuse_existing
+from rt4ksr_arch.errors import CheckpointError
+
+HELP = 'convert any RT4KSR checkpoint to a BasicSR checkpoint that stores its network config'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_weights(parser, positional=True)
+    parser.add_argument('output', help='BasicSR checkpoint to write (.pth)')
+    parser.add_argument('--deploy', action='store_true', help='write fused RT4KSRDeploy weights')
+    add_overwrite(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if osp.abspath(args.weights) == osp.abspath(args.output):
+        raise CheckpointError('INPUT and OUTPUT are the same file; choose another OUTPUT')
+    refuse_existing([args.output], args.overwrite)
+    net, weights = load_network(args, deploy=args.deploy)
+    if weights.form == 'deploy' and not args.deploy:
+        raise CheckpointError(f'{args.weights} holds fused weights, which cannot be un-fused: pass --deploy')
+    save_checkpoint(args.output, net.config, params=net.state_dict())
+    load_model(args.output)  # the written file reads back as a network
+    print(f'wrote {args.output}: {type(net).__name__} {net.config.describe()}, '
+          f'{sum(p.numel() for p in net.parameters()):,} parameters')
+    return 0

@@ -1,0 +1,65 @@
+"""Run a checkpoint over every benchmark set present; write a Markdown + CSV table (+ figure).
+
+    rt4ksr evaluate WEIGHTS [--data datasets] [--out results/evaluate_<weights>]
+                    [--sets Set5 Set14 B100 Urban100 Manga109] [--tile N] [--self-ensemble]
+                    [--precision fp32|fp16|bf16] [--figure Set5/butterfly Set14/zebra] [--overwrite]
+
+PSNR and SSIM on the BT.601 Y channel and PSNR on RGB, crop border = scale, on 8-bit outputs
+(as BasicSR's test.py reports them), with bicubic upscaling of the same LR as a row. Without
+``LR_bicubic`` files the LR is made with MATLAB-exact bicubic. Missing sets are listed and
+skipped. Existing tables are kept unless ``--overwrite``.
+"""
+import argparse
+from os import path as osp
+from pathlib import Path
+
+import cv2
+
+from rt4ksr_arch.cli.common import (CLI_NAMES, add_inference, add_overwrite, add_weights, device, inference_options,
+                                    load_network, positive_int, refuse_existing)
+from rt4ksr_arch.errors import RT4KSRError
+from rt4ksr_arch.evaluation import SETS, evaluate_sets
+from rt4ksr_arch.fileio import atomic_write_bytes
+from rt4ksr_arch.inference import Upscaler
+
+HELP = 'PSNR/SSIM table (vs bicubic) on Set5/Set14/B100/Urban100/Manga109, and a comparison figure'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_weights(parser, positional=True)
+    parser.add_argument('--data', default='datasets', help='folder holding <Set>/HR (default: datasets)')
+    parser.add_argument('--sets', nargs='+', default=list(SETS), help=f'sets to run (default: {" ".join(SETS)})')
+    parser.add_argument('--out', default=None, help='output folder (default: results/evaluate_<weights stem>)')
+    add_inference(parser, batch=False)
+    parser.add_argument('--figure', nargs='*', default=[], metavar='SET/STEM',
+                        help='images for figure.png, e.g. Set5/butterfly Set14/zebra')
+    parser.add_argument('--crop', type=positive_int, default=48, help='figure crop side in LR pixels (default 48)')
+    add_overwrite(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = inference_options(args)
+    dev = device(args)
+    figure_images = []
+    for item in args.figure:
+        if item.count('/') != 1:
+            raise RT4KSRError(f'--figure {item!r}: expected SET/STEM, e.g. Set5/butterfly')
+        figure_images.append(tuple(item.split('/')))
+    out = Path(args.out or osp.join('results', f'evaluate_{Path(args.weights).stem}'))
+    targets = [out / 'table.md', out / 'table.csv'] + ([out / 'figure.png'] if figure_images else [])
+    refuse_existing(targets, args.overwrite)
+    net, weights = load_network(args)
+    method = 'RT4KSR+' if opts.self_ensemble else 'RT4KSR'
+    result = evaluate_sets(Upscaler(net, opts, dev, CLI_NAMES), Path(args.data), args.sets, method, figure_images,
+                           args.crop, report=print)
+    if figure_images and not result.figure_rows:
+        raise RT4KSRError(f'none of {args.figure} was found among the evaluated images')
+    markdown = result.markdown(f'x{result.scale}, {weights.source} [{weights.key}]; Y: BT.601, crop border '
+                               f'{result.scale}; RGB PSNR same crop')
+    atomic_write_bytes(str(out / 'table.md'), markdown.encode())
+    atomic_write_bytes(str(out / 'table.csv'), result.csv().encode())
+    if figure_images:
+        atomic_write_bytes(str(out / 'figure.png'), cv2.imencode('.png', result.figure())[1].tobytes())
+    print(markdown)
+    print(f'written: {", ".join(str(t) for t in targets)}')
+    return 0
