@@ -14,7 +14,7 @@ import torch
 
 import rt4ksr_arch  # noqa: F401  (basicsr compatibility fixes)
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
-from rt4ksr_arch.benchmark import time_ms
+from rt4ksr_arch.timing import time_ms
 from rt4ksr_arch.ops.bicubic import imresize
 
 CPU = torch.device('cpu')

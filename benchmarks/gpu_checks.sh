@@ -12,16 +12,16 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 echo "== network time, NTIRE protocol (issue 6)"
 bench() {  # scale, input, extra flags
   echo "-- x$1 $2 ${*:3}"
-  python -m rt4ksr_arch.benchmark --scale "$1" --input "$2" "${@:3}" --device cuda --weights "$W/rt4ksr_x$1.pth"
+  rt4ksr benchmark --input "$2" "${@:3}" --device cuda --weights "$W/rt4ksr_x$1.pth"
 }
-bench 2 1080p --precision fp16 --channels-last --compile
-bench 2 1080p --precision fp16 --channels-last
+bench 2 1080p --precision fp16 --compile
+bench 2 1080p --precision fp16
 bench 2 1080p --precision fp32
-bench 3 720p --precision fp16 --channels-last --compile
+bench 3 720p --precision fp16 --compile
 
 echo "== fp16 quality on Set5 (issue 6: within 0.01 dB of fp32)"
 for p in fp32 fp16; do
-  python -m rt4ksr_arch.evaluate "$W/rt4ksr_x2.pth" --data "$SHARED/data" --sets Set5 --device cuda \
+  rt4ksr evaluate "$W/rt4ksr_x2.pth" --data "$SHARED/data" --sets Set5 --device cuda \
     --precision $p --out "$OUT/eval_$p" --overwrite | grep 'Set5 ('
 done
 
@@ -31,7 +31,7 @@ python benchmarks/tiling_overhead.py --device cuda --runs 20 \
 
 echo "== end-to-end video FPS, 60-frame 1080p clip (issues 5 and 6)"
 python benchmarks/make_clip.py "$OUT/clip1080.mp4" --frames 60 --source "$SHARED/data/UHD_1080p/crops_1920x1080"
-python -m rt4ksr_arch.upscale "$OUT/clip1080.mp4" "$OUT/video" --weights "$W/rt4ksr_x2.pth" --fp16 --batch 8 \
+rt4ksr upscale "$OUT/clip1080.mp4" "$OUT/video" --weights "$W/rt4ksr_x2.pth" --precision fp16 --batch 8 \
   --device cuda --overwrite 2>/dev/null | grep 'FPS end to end'
 
 echo "== short training of the x2 recipe, fp32 and bf16 (issue 4); BSDS200 stands in for DF2K"

@@ -11,7 +11,7 @@ import torch
 
 import rt4ksr_arch  # noqa: F401
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
-from rt4ksr_arch.benchmark import time_ms
+from rt4ksr_arch.timing import time_ms
 
 
 def main() -> None:

@@ -19,28 +19,28 @@ import torch
 
 import rt4ksr_arch  # noqa: F401
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSRDeploy
-from rt4ksr_arch.benchmark import time_ms
-from rt4ksr_arch.inference import InferenceOptions, upscale
+from rt4ksr_arch.inference import InferenceOptions, Upscaler
+from rt4ksr_arch.timing import time_ms
 
 DEFAULT_FRAME = '../shared/data/UHD_1080p/crops_1920x1080/lunch_crop1920x1080.png'
 
 
 def child(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
-    net = RT4KSRDeploy(upscale=2).eval().to(device, memory_format=torch.channels_last)
+    net = RT4KSRDeploy(upscale=2)
     torch.manual_seed(0)
     for p in net.parameters():  # fixed, non-trivial weights (speed does not depend on them)
         p.data.normal_(0, 0.05)
     img = cv2.imread(args.frame)
     lq = (torch.from_numpy(img[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255 if img is not None
           else torch.rand(1, 3, 1080, 1920))
-    opts = InferenceOptions(tile_size=args.tile if args.mode == 'tiled' else None, channels_last=True)
+    upscaler = Upscaler(net, InferenceOptions(tile_size=args.tile if args.mode == 'tiled' else None), device)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # libraries, weights, input
-    out = upscale(net, lq.to(device), 2, opts)  # warm-up
+    out = upscaler(lq.to(device))  # warm-up
     if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    ms = time_ms(lambda: upscale(net, lq.to(device), 2, opts), 0, args.runs, device)
+    ms = time_ms(lambda: upscaler(lq.to(device)), 0, args.runs, device)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == 'cuda'
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     torch.save(out.cpu(), args.save)

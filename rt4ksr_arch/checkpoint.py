@@ -45,7 +45,8 @@ class Weights:
 
     ``state_dict`` has wrapper prefixes removed; ``form`` is ``train`` (ResBlocks) or ``deploy``
     (fused); ``key`` says where the weights were (``params_ema``, ``state_dict``, ``bare``);
-    ``assumed`` lists the ``config`` fields that neither the file nor the caller stated.
+    ``assumed`` lists the ``config`` fields that neither the file nor the caller stated;
+    ``skipped`` the tensors a non-strict load left out (their shape differs).
     """
 
     state_dict: StateDict
@@ -54,12 +55,14 @@ class Weights:
     source: str
     key: str
     assumed: Tuple[str, ...] = ()
+    skipped: Tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """One line for logs: file, key, form and network."""
+        """One line for logs: file, key, form and network, assumptions and skipped tensors."""
         assumed = ', '.join(f'{k}={getattr(self.config, k)}' for k in self.assumed)
-        assumed = f' (assumed: {assumed})' if assumed else ''
-        return f'{self.source} [{self.key}], {self.form} form, {self.config.describe()}{assumed}'
+        return (f'{self.source} [{self.key}], {self.form} form, {self.config.describe()}' +
+                (f' (assumed: {assumed})' if assumed else '') +
+                (f'; not loaded (shape differs): {list(self.skipped)}' if self.skipped else ''))
 
 
 def read_checkpoint(path: str) -> Any:
@@ -278,7 +281,7 @@ def load_rt4ksr_weights(net: nn.Module,
         own = net.state_dict()
         skipped = sorted(k for k, v in state_dict.items() if k in own and own[k].shape != v.shape)
         state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
-        weights = replace(weights, key=weights.key + (f'; not loaded (shape differs): {skipped}' if skipped else ''))
+        weights = replace(weights, skipped=tuple(skipped))
     try:
         net.load_state_dict(state_dict, strict=strict)
     except RuntimeError as err:

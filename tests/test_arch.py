@@ -8,7 +8,7 @@ from torchvision.transforms import GaussianBlur
 
 from basicsr.archs import build_network
 from rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
-from tests.helpers import randomize_
+from tests.helpers import randomize_, released_parameter_counts
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -16,15 +16,16 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 def test_parameter_counts_match_the_released_model():
-    assert n_params(RT4KSR(upscale=2)) == 152_233
-    assert n_params(RT4KSRDeploy(upscale=2)) == 44_521
+    train, fused = released_parameter_counts()
+    assert n_params(RT4KSR(upscale=2)) == train
+    assert n_params(RT4KSRDeploy(upscale=2)) == fused
 
 
 def test_both_archs_build_from_basicsr_options():
     opt = dict(num_in_ch=3, num_out_ch=3, num_feat=24, num_block=4, upscale=3, act_type='gelu')
     for arch in ('RT4KSR', 'RT4KSRDeploy'):
         net = build_network(dict(type=arch, **opt))
-        assert type(net).__name__ == arch and net.config['upscale'] == 3
+        assert type(net).__name__ == arch and net.config.upscale == 3
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])
@@ -68,7 +69,7 @@ def test_any_input_size_is_replicate_padded_then_cropped(size, scale):
         even = torch.cat([even, even[:, :, :, -1:]], 3) if w % 2 else even
         ref = net(even)[..., :h * scale, :w * scale]
     assert out.shape == (1, 3, h * scale, w * scale)
-    assert torch.equal(out, ref)
+    assert (out - ref).abs().max() <= 1e-6  # other input sizes may take other conv kernels: float noise only
 
 
 def test_prelu_gets_one_module_per_use():

@@ -79,9 +79,9 @@ def test_batched_and_unbatched_agree():
     batch = torch.rand(3, 2, 24, 20)
     out = imresize(batch, 1 / 3)
     assert out.shape == (3, 2, 8, 7)
-    for i in range(3):
-        assert torch.equal(out[i], imresize(batch[i], 1 / 3))
-    assert torch.equal(out[1, 0], imresize(batch[1, 0], 1 / 3))
+    for i in range(3):  # other GEMM shapes may round differently in the last bit
+        assert torch.allclose(out[i], imresize(batch[i], 1 / 3), rtol=0, atol=1e-6)
+    assert torch.allclose(out[1, 0], imresize(batch[1, 0], 1 / 3), rtol=0, atol=1e-6)
 
 
 def test_rounding_modes():

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from rt4ksr_arch import RT4KSR, RT4KSRDeploy, CheckpointError, load_rt4ksr_weights, reparameterize
+from rt4ksr_arch import RT4KSR, RT4KSRConfig, RT4KSRDeploy, CheckpointError, load_rt4ksr_weights, reparameterize
+from rt4ksr_arch.config import CONFIG_KEY
 from rt4ksr_arch.fileio import atomic_torch_save
-from tests.helpers import randomize_, run_module, shared
+from tests.helpers import randomize_, released_parameter_counts, run_module, shared
 
 X = torch.rand(1, 3, 10, 14, generator=torch.Generator().manual_seed(0))
 
@@ -46,15 +47,15 @@ def test_lightning_checkpoint_loads(tmp_path):
     reference = RT4KSR()
     reference.load_state_dict({k[len('model.'):]: v for k, v in raw.items()})
     net = RT4KSRDeploy()
-    summary = load_rt4ksr_weights(net, path)
-    assert 'fused on load' in summary
+    weights = load_rt4ksr_weights(net, path)
+    assert weights.form == 'train' and weights.key == 'state_dict'
     assert (output(net) - output(reference)).abs().max().item() <= 1e-5
 
 
 def test_param_key_is_honoured_and_ema_preferred_when_asked(tmp_path):
     a, b = randomize_(RT4KSR(), seed=1), randomize_(RT4KSR(), seed=2)
     torch.save({'params': a.state_dict(), 'params_ema': b.state_dict()}, tmp_path / 'both.pth')
-    for key, ref in (('params', a), ('params_ema', b), (None, a)):
+    for key, ref in (('params', a), ('params_ema', b), (None, b)):  # by default the EMA (what training validated)
         net = RT4KSR()
         load_rt4ksr_weights(net, str(tmp_path / 'both.pth'), param_key=key)
         assert torch.equal(output(net), output(ref))
@@ -82,8 +83,9 @@ def test_mismatch_names_the_option(net, message):
 def test_non_strict_load_starts_x3_from_x2_weights(official_x2):
     net = RT4KSR(upscale=3)
     before = net.upsample[0].weight.clone()
-    summary = load_rt4ksr_weights(net, official_x2, strict=False)
-    assert "['upsample.0.bias', 'upsample.0.weight']" in summary
+    weights = load_rt4ksr_weights(net, official_x2, strict=False)
+    assert weights.skipped == ('upsample.0.bias', 'upsample.0.weight')
+    assert "not loaded (shape differs): ['upsample.0.bias', 'upsample.0.weight']" in weights.describe()
     assert torch.equal(net.upsample[0].weight, before)
     reference = RT4KSR(upscale=2)
     load_rt4ksr_weights(reference, official_x2)
@@ -125,21 +127,26 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
 
 
 def test_convert_cli_round_trip(tmp_path, official_x2):
+    train_params, fused_params = released_parameter_counts(official_x2)
     train_out, deploy_out = tmp_path / 'x2.pth', tmp_path / 'x2_deploy.pth'
-    done = run_module('-m', 'rt4ksr_arch.convert', official_x2, str(train_out))
+    done = run_module('-m', 'rt4ksr_arch', 'convert', official_x2, str(train_out))
     assert done.returncode == 0, done.stderr
-    assert 'RT4KSR x2' in done.stdout and '152,233 parameters' in done.stdout
-    done = run_module('-m', 'rt4ksr_arch.convert', str(train_out), str(deploy_out), '--deploy')
-    assert done.returncode == 0 and '44,521 parameters' in done.stdout, done.stderr
-    assert set(torch.load(deploy_out, weights_only=True)) == {'params'}
+    assert 'RT4KSR x2' in done.stdout and f'{train_params:,} parameters' in done.stdout
+    assert 'does not store its network config; assumed act_type=gelu, hf_branch=False' in done.stdout
+    done = run_module('-m', 'rt4ksr_arch', 'convert', str(train_out), str(deploy_out), '--deploy')
+    assert done.returncode == 0 and f'{fused_params:,} parameters' in done.stdout, done.stderr
+    assert 'does not store' not in done.stdout  # the converted file carries its config
+    saved = torch.load(deploy_out, weights_only=True)
+    assert set(saved) == {'params', CONFIG_KEY} and saved[CONFIG_KEY] == RT4KSRConfig().to_dict()
     reference = RT4KSR()
     load_rt4ksr_weights(reference, official_x2)
     fused = RT4KSRDeploy()
-    fused.load_state_dict(torch.load(deploy_out, weights_only=True)['params'])
+    fused.load_state_dict(saved['params'])
     assert (output(fused) - output(reference)).abs().max().item() <= 1e-5
 
     before = deploy_out.read_bytes()
-    done = run_module('-m', 'rt4ksr_arch.convert', str(train_out), str(deploy_out), '--deploy')
+    done = run_module('-m', 'rt4ksr_arch', 'convert', str(train_out), str(deploy_out), '--deploy')
     assert done.returncode == 2 and '--overwrite' in done.stderr and deploy_out.read_bytes() == before
-    done = run_module('-m', 'rt4ksr_arch.convert', str(deploy_out), str(tmp_path / 'back.pth'))
+    assert done.stderr.count('\n') == 1 and done.stderr.startswith('error: ')
+    done = run_module('-m', 'rt4ksr_arch', 'convert', str(deploy_out), str(tmp_path / 'back.pth'))
     assert done.returncode == 2 and 'pass --deploy' in done.stderr and not (tmp_path / 'back.pth').exists()

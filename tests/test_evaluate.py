@@ -10,7 +10,7 @@ from tests.test_official_eval import EXPECTED
 
 
 def evaluate(*args: str):
-    done = run_module('-m', 'rt4ksr_arch.evaluate', *args)
+    done = run_module('-m', 'rt4ksr_arch', 'evaluate', *args)
     return done, done.stdout + done.stderr
 
 

@@ -11,7 +11,7 @@ from tests.helpers import REPO, run_module
 def test_quickstart_beats_bicubic_by_0_3_db(tmp_path):
     pytest.importorskip('skimage.data')
     data = tmp_path / 'bundled'
-    done = run_module('-m', 'rt4ksr_arch.prepare', 'bundled', str(data))
+    done = run_module('-m', 'rt4ksr_arch', 'prepare', 'bundled', str(data))
     assert done.returncode == 0, done.stderr[-2000:]
     # the shipped options, with the data and the experiment folder moved into tmp_path
     opt = yaml.safe_load((REPO / 'options' / 'train' / 'rt4ksr_x2_quickstart.yml').read_text())

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from basicsr.archs import build_network
 from rt4ksr_arch import inference
-from rt4ksr_arch.inference import InferenceOptions, inference_options, upscale
+from rt4ksr_arch.errors import OptionError
+from rt4ksr_arch.inference import InferenceOptions, Upscaler
 from rt4ksr_arch.ops.ensemble import self_ensemble
 from rt4ksr_arch.ops.tiling import tile_spans, tiled_forward, tiled_forward_with_retry
 from tests.helpers import randomize_
@@ -120,18 +121,22 @@ def test_self_ensemble_is_the_dihedral_average():
         assert torch.allclose(self_ensemble(net, x), torch.stack(outputs).mean(0), atol=1e-6)
 
 
-def test_upscale_composes_tiles_and_ensemble_and_validates_options():
+def test_upscaler_composes_tiles_and_ensemble_and_validates_options():
     net = network(2).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.rand(1, 3, 30, 26, generator=torch.Generator().manual_seed(5))
-    plain = upscale(net, x, 2, InferenceOptions(self_ensemble=True))
-    tiled = upscale(net, x, 2, inference_options({'self_ensemble': True, 'tile': {'tile_size': 8, 'tile_batch': 3}}))
+    plain = Upscaler(net, InferenceOptions(self_ensemble=True), 'cpu')(x)
+    tiled = Upscaler(net, InferenceOptions.from_val_opt({'self_ensemble': True,
+                                                          'tile': {'tile_size': 8, 'tile_batch': 3}}), 'cpu')(x)
     assert (plain - tiled).abs().max() <= 1e-6
-    assert net.training  # the caller's mode is restored
-    for bad, message in [({'tile': {'tile_pad': 4}}, 'needs tile_size'), ({'tile': {'tile_size': 0}}, 'positive'),
+    assert net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # untouched
+    for bad, message in [({'tile': {'tile_pad': 4}}, 'val.tile needs tile_size'),
+                         ({'tile': {'tile_size': 0}}, 'val.tile.tile_size must be an integer >= 1'),
+                         ({'tile': {'tile_size': 8, 'tile_pad': -1}}, 'val.tile.tile_pad must be an integer >= 0'),
                          ({'tile': {'tile_size': 8, 'size': 3}}, 'unknown keys'), ({'tile': 512}, 'mapping'),
-                         ({'fp16': True, 'bf16': True}, 'one of')]:
-        with pytest.raises(ValueError, match=message):
-            inference_options(bad)
+                         ({'fp16': True, 'bf16': True}, 'exclusive'), ({'channels_last': 'yes'}, 'val.channels_last')]:
+        with pytest.raises(OptionError, match=message):
+            InferenceOptions.from_val_opt(bad)
 
 
 class SmallDevice(torch.nn.Module):
@@ -139,7 +144,7 @@ class SmallDevice(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module, limit: int) -> None:
         super().__init__()
-        self.net, self.limit, self.receptive_radius = net, limit, net.receptive_radius
+        self.net, self.limit = net, limit
 
     def forward(self, x):
         if x.shape[-2] * x.shape[-1] > self.limit:
@@ -152,7 +157,9 @@ def test_a_whole_image_that_does_not_fit_is_tiled_instead(monkeypatch):
     net = network(2)
     x = torch.rand(1, 3, 80, 72, generator=torch.Generator().manual_seed(6))
     with basicsr_messages() as messages:
-        out = upscale(SmallDevice(net, limit=44 * 44), x, 2)  # a 16-tile with its 14-pixel pad fits
+        upscaler = Upscaler(net, device='cpu')
+        upscaler.network.run = SmallDevice(upscaler.network.run, limit=44 * 44)  # a 16-tile with its 14-pixel pad fits
+        out = upscaler(x)
     assert any('tiling it at 16' in m for m in messages)
     with torch.no_grad():
         assert (out - net(x)).abs().max() <= 1e-5  # float noise of many tiles; exactness is tested above

@@ -8,9 +8,8 @@ import torch
 import yaml
 
 from basicsr.archs import build_network
-from rt4ksr_arch.archs.rt4ksr_arch import reparameterize
 from rt4ksr_arch.ops.bicubic import imresize
-from tests.helpers import REPO, randomize_, run_module
+from tests.helpers import REPO, assert_close_8bit, randomize_, run_module
 
 
 @pytest.fixture(scope='module')
@@ -22,13 +21,13 @@ def weights(tmp_path_factory) -> Path:
 
 
 def reference(weights: Path, bgr: np.ndarray) -> np.ndarray:
-    """The fused network applied directly to an 8-bit BGR image, as 8-bit BGR."""
+    """The train-form network applied directly to an 8-bit BGR image: float BGR in [0, 255]."""
     net = build_network({'type': 'RT4KSR', 'upscale': 2})
     net.load_state_dict(torch.load(weights, weights_only=True)['params'])
     lq = torch.from_numpy(bgr[:, :, ::-1].copy()).permute(2, 0, 1).float()[None] / 255
     with torch.no_grad():
-        out = reparameterize(net).eval()(lq)[0].clamp(0, 1)
-    return np.rint(out.permute(1, 2, 0).numpy()[:, :, ::-1] * 255).astype(np.uint8)
+        out = net.eval()(lq)[0].clamp(0, 1)
+    return out.permute(1, 2, 0).numpy()[:, :, ::-1] * 255
 
 
 def test_folder_of_gray_rgba_16bit_odd_and_broken_images(tmp_path, weights):
@@ -47,7 +46,7 @@ def test_folder_of_gray_rgba_16bit_odd_and_broken_images(tmp_path, weights):
         cv2.imwrite(str(inputs / name), img)
     (inputs / 'broken.png').write_bytes(b'\x89PNG not really')
     out = tmp_path / 'out'
-    done = run_module('-m', 'rt4ksr_arch.upscale', str(inputs), str(out), '--weights', str(weights), '--device', 'cpu')
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(inputs), str(out), '--weights', str(weights), '--device', 'cpu')
     assert done.returncode == 1, done.stderr  # one failure, reported, the rest written
     assert 'failed' in done.stderr and 'broken.png' in done.stderr
     assert 'done: 4 written, 0 skipped (existing), 1 failed' in done.stdout
@@ -55,20 +54,19 @@ def test_folder_of_gray_rgba_16bit_odd_and_broken_images(tmp_path, weights):
         result = cv2.imread(str(out / f'{Path(name).stem}_x2.png'), cv2.IMREAD_UNCHANGED)
         assert result.dtype == img.dtype and result.shape[:2] == (img.shape[0] * 2, img.shape[1] * 2), name
         assert result.ndim == img.ndim and (img.ndim == 2 or result.shape[2] == img.shape[2]), name
-    np.testing.assert_array_equal(cv2.imread(str(out / 'odd_x2.png')), reference(weights, images['odd.png']))
-    alpha = imresize(torch.from_numpy(images['rgba.png'][:, :, 3]).float() / 255, 2.0).clamp(0, 1)
-    np.testing.assert_array_equal(cv2.imread(str(out / 'rgba_x2.png'), cv2.IMREAD_UNCHANGED)[:, :, 3],
-                                  np.rint(alpha.numpy() * 255).astype(np.uint8))
+    assert_close_8bit(cv2.imread(str(out / 'odd_x2.png')), reference(weights, images['odd.png']))
+    alpha = imresize(torch.from_numpy(images['rgba.png'][:, :, 3]).double() / 255, 2.0).clamp(0, 1)
+    assert_close_8bit(cv2.imread(str(out / 'rgba_x2.png'), cv2.IMREAD_UNCHANGED)[:, :, 3], alpha.numpy() * 255)
 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    again = run_module('-m', 'rt4ksr_arch.upscale', str(inputs / 'odd.png'), str(out), '--weights', str(weights))
+    again = run_module('-m', 'rt4ksr_arch', 'upscale', str(inputs / 'odd.png'), str(out), '--weights', str(weights))
     assert 'skipped' in again.stdout and '--overwrite' in again.stdout
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_wrong_scale_is_refused(tmp_path, weights):
     cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
-    done = run_module('-m', 'rt4ksr_arch.upscale', str(tmp_path / 'a.png'), str(tmp_path / 'o.png'),
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(tmp_path / 'a.png'), str(tmp_path / 'o.png'),
                       '--weights', str(weights), '--scale', '3')
     assert done.returncode == 2 and 'holds x2 weights' in done.stderr
     assert not (tmp_path / 'o.png').exists()
@@ -81,7 +79,7 @@ def test_video_keeps_frame_count_rate_and_doubles_size(tmp_path, weights):
     for k in range(10):
         writer.write(np.full((24, 32, 3), 20 * k, np.uint8))
     writer.release()
-    done = run_module('-m', 'rt4ksr_arch.upscale', str(source), str(tmp_path / 'out'), '--weights', str(weights),
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(tmp_path / 'out'), '--weights', str(weights),
                       '--batch', '3', '--tile', '8')
     assert done.returncode == 0, done.stderr[-2000:]
     result = cv2.VideoCapture(str(tmp_path / 'out' / 'clip_x2.mp4'))

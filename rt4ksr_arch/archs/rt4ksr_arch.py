@@ -22,13 +22,25 @@ import copy
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.transforms.functional import gaussian_blur
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from rt4ksr_arch.config import ACTIVATIONS, RT4KSRConfig
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
 _NEG_SLOPE = 0.05  # the authors' slope for lrelu and initial slope for prelu
+BLUR_SIZE, BLUR_SIGMA = 5, 1.0  # the authors' high-frequency branch: x - GaussianBlur(5, sigma=1)(x)
+
+
+def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> Tensor:
+    """The [size, size] normalised Gaussian that torchvision's ``gaussian_blur`` convolves with.
+
+    torchvision builds its kernel at call time, which the ONNX exporter cannot shape; a fixed
+    buffer with the same values exports (tests/test_arch.py checks equality with torchvision).
+    """
+    x = torch.linspace(-(size // 2), size // 2, size, dtype=torch.float64)
+    pdf = torch.exp(-0.5 * (x / sigma)**2)
+    kernel1d = pdf / pdf.sum()
+    return (kernel1d[:, None] * kernel1d[None, :]).float()
 
 
 def make_activation(act_type: str) -> nn.Module:
@@ -132,6 +144,8 @@ class _RT4KSRBase(nn.Module):
         self.down = nn.PixelUnshuffle(2)
         self.head = nn.Sequential(nn.Conv2d(num_in_ch * 4, num_feat, 3, padding=1))
         self.gamma = nn.Parameter(torch.zeros(1))
+        # not persistent: the authors' checkpoints (and ours) hold no such tensor
+        self.register_buffer('blur_kernel', gaussian_kernel().expand(num_in_ch, 1, -1, -1).clone(), persistent=False)
         self.hfb = nn.Sequential(self._make_block(num_feat), make_activation(act_type))
         self.body = nn.Sequential(
             *[RT4KSRBlock(num_feat, self._make_block(num_feat), act_type) for _ in range(num_block)])
@@ -169,7 +183,10 @@ class _RT4KSRBase(nn.Module):
 
     def high_frequency_features(self, x: Tensor) -> Tensor:
         """The authors' high-frequency branch on an even-sized input: hfb(head(unshuffle(x - blur(x))))."""
-        high_freq = x - gaussian_blur(x, kernel_size=[5, 5], sigma=[1.0, 1.0])
+        pad = BLUR_SIZE // 2
+        blurred = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode='reflect'), self.blur_kernel.to(x.dtype),
+                           groups=x.shape[1])
+        high_freq = x - blurred
         return self.hfb(self.head(self.down(high_freq)))
 
     def forward(self, x: Tensor) -> Tensor:
