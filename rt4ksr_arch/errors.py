@@ -42,3 +42,11 @@ class ImageReadError(RT4KSRError, ValueError):
 
 class OutputExistsError(RT4KSRError, FileExistsError):
     """An output that already exists and would be replaced without ``--overwrite``."""
+
+
+class DatasetError(RT4KSRError, ValueError):
+    """Training data (a folder, meta_info file or LMDB) that does not hold what it should."""
+
+
+class PrepareError(RT4KSRError, ValueError):
+    """Input that ``rt4ksr prepare`` cannot prepare; the message names the file or folder and what to do."""

@@ -12,37 +12,35 @@ import torch
 from torch.utils import data
 
 from basicsr.data.data_util import paths_from_lmdb
-from basicsr.utils import FileClient, bgr2ycbcr, scandir
+from basicsr.utils import FileClient, bgr2ycbcr
 from basicsr.utils.registry import DATASET_REGISTRY
-from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, decode_image
+from rt4ksr_arch.data.image_io import decode_image, list_images
+from rt4ksr_arch.data.meta_info import read_meta_info_names
+from rt4ksr_arch.errors import DatasetError, ImageReadError
 from rt4ksr_arch.ops.bicubic import imresize
 
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)  # basicsr's scandir is case-sensitive
 
+def gt_paths(root: str, backend: str, meta_info_file: Optional[str] = None) -> List[str]:
+    """Image paths (``backend`` disk) or keys (lmdb) of ``root``, restricted to ``meta_info_file`` when given.
 
-def list_images(opt: Dict[str, Any]) -> List[str]:
-    """Image paths (disk) or keys (lmdb) of ``dataroot_gt``, optionally restricted by ``meta_info_file``."""
-    root, backend = opt['dataroot_gt'], opt['io_backend']['type']
+    A disk folder is searched with its subfolders (``list_images``). Raises ``FileNotFoundError``
+    for a missing folder, LMDB or meta_info file, and ``DatasetError`` for a folder without images.
+    """
     if backend == 'lmdb':
         if not osp.isfile(osp.join(root, 'meta_info.txt')):
             raise FileNotFoundError(f'dataroot_gt {root} is not a BasicSR lmdb (no meta_info.txt inside); '
-                                    'build one with `python -m rt4ksr_arch.prepare lmdb`')
-        keys = paths_from_lmdb(root)
-    elif not osp.isdir(root):
+                                    'build one with `rt4ksr prepare lmdb`')
+        if not meta_info_file:
+            return paths_from_lmdb(root)
+        return [osp.splitext(n)[0] for n in read_meta_info_names(meta_info_file)]
+    if not osp.isdir(root):
         raise FileNotFoundError(f'dataroot_gt {root} is not a folder; see datasets/README.md for the layout')
-    if opt.get('meta_info_file'):
-        if not osp.isfile(opt['meta_info_file']):
-            raise FileNotFoundError(f'meta_info_file {opt["meta_info_file"]} not found')
-        with open(opt['meta_info_file']) as f:
-            names = [line.split(' ')[0].strip() for line in f if line.strip()]
-        paths = [osp.splitext(n)[0] if backend == 'lmdb' else osp.join(root, n) for n in names]
-    elif backend == 'lmdb':
-        paths = keys
-    else:
-        paths = sorted(scandir(root, suffix=IMAGE_SUFFIXES, recursive=True, full_path=True))
-    if not paths:
-        raise ValueError(f'no images found in dataroot_gt {root} (looked for {", ".join(IMAGE_EXTENSIONS)}, lower or upper case)')
-    return paths
+    if meta_info_file:
+        return [osp.join(root, n) for n in read_meta_info_names(meta_info_file)]
+    try:
+        return list_images(root, recursive=True)
+    except ImageReadError as err:
+        raise DatasetError(f'no images found in dataroot_gt {root} (subfolders included): {err}') from None
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -104,7 +102,7 @@ class OnlineBicubicPairedDataset(data.Dataset):
                 raise ValueError(f'gt_size must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
             if opt.get('persistent_workers'):
                 raise ValueError('persistent_workers must be off: workers would keep epoch 0 and repeat crops')
-        self.paths = list_images({**opt, 'io_backend': self.io_backend_opt})
+        self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
         self.seed = torch.initial_seed()  # basicsr seeds torch with manual_seed + rank before building us
         self.epoch = 0
