@@ -8,10 +8,7 @@ cannot contain spaces.
 from os import path as osp
 from typing import List, Sequence
 
-from rt4ksr_arch.errors import DatasetError
-
-# How many missing names an error shows: enough to spot a pattern (wrong folder, wrong suffix).
-SHOWN_NAMES = 5
+from rt4ksr_arch.errors import DatasetError, first_names
 
 
 def meta_info_line(name: str, shape: Sequence[int]) -> str:
@@ -44,7 +41,6 @@ def listed_images(meta_info_file: str, folder: str) -> List[str]:
     names = read_meta_info_names(meta_info_file)
     missing = [n for n in names if not osp.isfile(osp.join(folder, n))]
     if missing:
-        shown = ', '.join(missing[:SHOWN_NAMES]) + (', ...' if len(missing) > SHOWN_NAMES else '')
         raise DatasetError(f'{len(missing)} of {len(names)} images listed in {meta_info_file} are not in {folder}: '
-                           f'{shown}')
+                           f'{first_names(missing)}')
     return names

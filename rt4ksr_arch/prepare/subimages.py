@@ -12,13 +12,10 @@ from os import path as osp
 from typing import List, Optional, Tuple
 
 from rt4ksr_arch.data.image_io import list_images
-from rt4ksr_arch.errors import PrepareError, RT4KSRError
+from rt4ksr_arch.errors import PrepareError, RT4KSRError, first_names
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.prepare.common import (ImageOutcome, ImagesFailedError, check_unique_stems, encode_png, read_image,
                                         remove_stale_temp_files, run_jobs)
-
-# How many too-small images the summary names.
-SHOWN_SMALL = 5
 
 
 def crop_positions(length: int, crop_size: int, step: int, thresh_size: int = 0) -> List[int]:
@@ -156,8 +153,7 @@ def extract_subimages(input_dir: str, output_dir: str, crop_size: int = 480, ste
                f'{sum(o.written for o in outcomes)} sub-images written, '
                f'{sum(o.complete for o in outcomes)} images already complete')
     if small:
-        shown = ', '.join(small[:SHOWN_SMALL]) + (', ...' if len(small) > SHOWN_SMALL else '')
-        summary += f', {len(small)} smaller than {crop_size}x{crop_size} skipped ({shown})'
+        summary += f', {len(small)} smaller than {crop_size}x{crop_size} skipped ({first_names(small)})'
     if cleaned:
         summary += f', {cleaned} temporary files of an interrupted run removed'
     if failures:
