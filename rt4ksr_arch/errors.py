@@ -5,7 +5,7 @@ into a single ``error: …`` line and exit status 2; anything else is a bug and 
 traceback. Subclasses also derive from the built-in exception a caller would naturally catch
 (``ValueError``, ``FileNotFoundError``), so library users can keep plain ``except`` clauses.
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 
 class RT4KSRError(Exception):
@@ -42,3 +42,19 @@ class ImageReadError(RT4KSRError, ValueError):
 
 class OutputExistsError(RT4KSRError, FileExistsError):
     """An output that already exists and would be replaced without ``--overwrite``."""
+
+
+class DatasetError(RT4KSRError, ValueError):
+    """Training data (a folder, meta_info file or LMDB) that does not hold what it should."""
+
+
+class PrepareError(RT4KSRError, ValueError):
+    """Input that ``rt4ksr prepare`` cannot prepare; the message names the file or folder and what to do."""
+
+
+def first_names(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``names`` for a message, comma-separated, with ``, ...`` when there are more.
+
+    Enough to spot a pattern (a wrong folder, a wrong suffix) without flooding the terminal.
+    """
+    return ', '.join(names[:limit]) + (', ...' if len(names) > limit else '')

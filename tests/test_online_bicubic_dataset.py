@@ -9,6 +9,7 @@ from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 from rt4ksr_arch.data.sampler import ResumableEnlargedSampler
+from rt4ksr_arch.errors import DatasetError, RT4KSRError
 from tests.helpers import shared
 
 
@@ -130,6 +131,51 @@ def test_meta_info_file_selects_images(image_dir, tmp_path):
     meta.write_text('img2.png (24,24,3)\nimg0.png (40,36,3)\n')
     ds = build_dataset(make_opt(image_dir, meta_info_file=str(meta)))
     assert [p.split('/')[-1] for p in ds.paths] == ['img2.png', 'img0.png']
+
+
+def test_meta_info_listing_missing_images_fails_at_construction(image_dir, tmp_path):
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('img0.png (40,36,3)\ngone.png (8,8,3)\nimg1.png (33,51,3)\nalso_gone.png (8,8,3)\n')
+    with pytest.raises(DatasetError) as err:
+        build_dataset(make_opt(image_dir, meta_info_file=str(meta)))
+    assert str(err.value) == f'2 of 4 images listed in {meta} are not in {image_dir}: gone.png, also_gone.png'
+    assert isinstance(err.value, RT4KSRError)
+    meta.write_text('\n'.join(f'gone{i}.png (8,8,3)' for i in range(7)))
+    with pytest.raises(DatasetError, match=r'7 of 7 images .*: gone0.png, gone1.png, gone2.png, gone3.png, gone4.png, '
+                       r'\.\.\.$'):
+        build_dataset(make_opt(image_dir, meta_info_file=str(meta)))
+
+
+def test_lmdb_keys_listed_in_meta_info_are_checked_at_construction(image_dir, tmp_path, monkeypatch):
+    import lmdb
+    names = sorted(p.name for p in image_dir.iterdir())
+    lmdb_path = tmp_path / 'hr.lmdb'
+    make_lmdb_from_imgs(str(image_dir), str(lmdb_path), names, [n[:-4] for n in names])
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('img2.png (24,24,3)\nimg0.png (40,36,3)\n')
+    opened = []
+
+    def recording_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    real_open = lmdb.open
+    monkeypatch.setattr(lmdb, 'open', recording_open)
+    ds = build_dataset(make_opt(lmdb_path, io_backend={'type': 'lmdb'}, meta_info_file=str(meta), phase='val'))
+    assert ds.paths == ['img2', 'img0'] and len(opened) == 1
+    with pytest.raises(lmdb.Error):  # closed again: no handle for the loader's worker processes to inherit
+        opened[0].stat()
+    monkeypatch.undo()
+
+    listing = tmp_path / 'stale.txt'
+    listing.write_text('img2.png (24,24,3)\nimg7.png (8,8,3)\nimg0.png (40,36,3)\nimg8.png (8,8,3)\nimg9.png (8,8,3)\n')
+    with pytest.raises(DatasetError) as err:
+        build_dataset(make_opt(lmdb_path, io_backend={'type': 'lmdb'}, meta_info_file=str(listing)))
+    assert str(err.value).startswith(f'key img7 is not in {lmdb_path} (listed in {listing}); 2 more listed keys are '
+                                     'not in it either (img8, img9)')
+    assert isinstance(err.value, RT4KSRError)
+    # last: once a dataset reads, its handle stays open, and py-lmdb opens one LMDB once per process
+    assert ds[0]['gt'].shape == (3, 24, 24)
 
 
 def test_any_image_kind_becomes_rgb_float(tmp_path):

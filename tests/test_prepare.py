@@ -1,4 +1,5 @@
-"""python -m rt4ksr_arch.prepare: tiling, sub-images, idempotence and recovery, meta-info, LMDB, errors, bundled."""
+"""rt4ksr prepare: tiling, sub-images, idempotence and recovery, meta-info, LMDB, errors, bundled, worker outcomes."""
+import dataclasses
 import itertools
 import shutil
 from pathlib import Path
@@ -8,11 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from rt4ksr_arch import prepare
-from rt4ksr_arch.prepare import crop_positions, main
+from rt4ksr_arch import fileio
+from rt4ksr_arch.cli.main import main as rt4ksr
+from rt4ksr_arch.prepare import BUNDLED_TRAIN, ImageOutcome, crop_positions
 from tests.helpers import run_module, shared
 
 CROP, STEP = 32, 16
+
+
+def main(argv: List[str]) -> int:
+    """``rt4ksr prepare <argv>`` in this process; the exit status."""
+    return rt4ksr(['prepare', *argv])
 
 
 def brute_force_positions(length: int, crop: int, step: int, thresh: int) -> List[int]:
@@ -154,9 +161,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def killed(*_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare.os, 'replace', killed)
+    monkeypatch.setattr(fileio.os, 'replace', killed)
     with pytest.raises(KeyboardInterrupt):
-        prepare.atomic_write_bytes(str(target), b'data')
+        fileio.atomic_write_bytes(str(target), b'data')
     assert list(tmp_path.iterdir()) == []
 
 
@@ -166,7 +173,7 @@ def test_subimages_cli_on_t91(tmp_path):
     for name in ('t1.bmp', 't2.bmp', 't55.bmp'):  # 176x197, 179x172, 198x291 (t55 is R=G=B)
         shutil.copy(shared('data', 'T91', 'HR', name), src / name)
     out = tmp_path / 'sub'
-    result = run_module('-m', 'rt4ksr_arch.prepare', 'subimages', str(src), str(out), '--crop-size', '96', '--step',
+    result = run_module('-m', 'rt4ksr_arch', 'prepare', 'subimages', str(src), str(out), '--crop-size', '96', '--step',
                         '48', '--workers', '2')
     assert result.returncode == 0, result.stderr
     expected = expected_crops(src, 96, 48)
@@ -274,7 +281,7 @@ def test_clear_errors_for_missing_empty_and_unreadable_inputs(tmp_path, capsys):
         assert main([command, str(missing)] + extra) == 2
         assert f'error: folder not found: {missing}' in capsys.readouterr().err
         assert main([command, str(empty)] + extra) == 2
-        assert f'no images (png/jpg/jpeg/bmp/tif/tiff) in {empty}' in capsys.readouterr().err
+        assert f'no images (png/jpg/jpeg/bmp/tif/tiff/webp) in {empty}' in capsys.readouterr().err
     assert main(['meta-info', str(only_nested.parent)]) == 2
     assert 'subfolders (DIV2K_train_HR) are not searched' in capsys.readouterr().err
 
@@ -286,6 +293,9 @@ def test_clear_errors_for_missing_empty_and_unreadable_inputs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f'cannot decode image {folder / "bad.png"}' in err and f'cannot decode image {folder / "empty.jpg"}' in err
     assert '2 of 3 images failed' in err
+    # one line per file (its reason), then the count naming every failing file, last
+    assert err.splitlines()[-1] == (f'error: 2 of 3 images failed ({folder / "bad.png"}, {folder / "empty.jpg"}); '
+                                    'the others are done; fix these and run again')
     assert sorted(p.name for p in out.iterdir()) == ['good_s001.png', 'good_s002.png', 'good_s003.png',
                                                      'good_s004.png']  # the readable image is done
     assert main(['meta-info', str(folder)]) == 2
@@ -301,6 +311,64 @@ def test_clear_errors_for_missing_empty_and_unreadable_inputs(tmp_path, capsys):
     assert 'img.v2.png: LMDB keys' in capsys.readouterr().err
 
 
+def test_prepare_and_the_dataset_find_the_same_images(tmp_path, capsys):
+    from basicsr.data import build_dataset
+    rng = np.random.default_rng(2)
+    folder = tmp_path / 'cased'
+    folder.mkdir()
+    for name, ext in (('a.Png', '.png'), ('b.JPG', '.jpg'), ('c.webp', '.webp'), ('.hidden.png', '.png')):
+        ok, buf = cv2.imencode(ext, rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+        assert ok, name
+        (folder / name).write_bytes(buf.tobytes())
+    (folder / 'notes.txt').write_text('not an image')
+    assert main(['meta-info', str(folder), '--workers', '1']) == 0
+    listed = [line.split(' ')[0] for line in (tmp_path / 'meta_info_cased.txt').read_text().splitlines()]
+    assert listed == ['a.Png', 'b.JPG', 'c.webp']
+    ds = build_dataset(dict(name='cased', type='OnlineBicubicPairedDataset', dataroot_gt=str(folder), scale=2,
+                            io_backend={'type': 'disk'}, phase='val'))
+    assert [Path(p).name for p in ds.paths] == listed
+
+
+# ----------------------------------------------------------------------------------------------
+# worker outcomes
+
+
+def test_workers_report_each_image_as_one_outcome(tmp_path):
+    from rt4ksr_arch.prepare.lmdb import png_of
+    from rt4ksr_arch.prepare.meta_info import shape_of
+    from rt4ksr_arch.prepare.subimages import extract_subimages_of
+    gray = np.arange(40 * 48, dtype=np.uint16).reshape(40, 48)
+    folder = write_images(tmp_path / 'in', {'gray.png': gray, 'tiny.png': np.zeros((20, 60, 3), np.uint8)})
+    (folder / 'bad.png').write_bytes(b'not a png')
+    out = tmp_path / 'out'
+    out.mkdir()
+
+    def crop(name: str) -> ImageOutcome:
+        return extract_subimages_of(str(folder / name), str(out), CROP, STEP, 0, compression=1)
+
+    assert crop('gray.png') == ImageOutcome(str(folder / 'gray.png'), written=4)  # rows 0, 8 (flush) x columns 0, 16
+    assert crop('gray.png') == ImageOutcome(str(folder / 'gray.png'), complete=True)
+    assert crop('tiny.png') == ImageOutcome(str(folder / 'tiny.png'), small=True)
+    failed = crop('bad.png')
+    assert failed.failed and f'cannot decode image {folder / "bad.png"}' in failed.error
+    assert failed.written == 0 and not (failed.complete or failed.small)
+    assert not crop('gray.png').failed
+
+    assert shape_of(str(folder / 'gray.png')) == ImageOutcome(str(folder / 'gray.png'), shape=(40, 48, 1))
+    encoded = png_of(str(folder / 'gray.png'), compression=1)
+    assert encoded.shape == (40, 48, 1) and np.array_equal(cv2.imdecode(np.frombuffer(encoded.png, np.uint8),
+                                                                        cv2.IMREAD_UNCHANGED), gray)
+    assert shape_of(str(folder / 'bad.png')).failed and png_of(str(folder / 'bad.png'), 1).png is None
+
+    # frozen (it crosses process boundaries as is), and a contradictory outcome is a bug, refused
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        failed.written = 1
+    for contradictory in (dict(error='x', written=1), dict(error='x', shape=(1, 1, 3)), dict(complete=True, written=1),
+                          dict(small=True, complete=True), dict(written=-1)):
+        with pytest.raises(ValueError, match='outcome'):
+            ImageOutcome('a.png', **contradictory)
+
+
 # ----------------------------------------------------------------------------------------------
 # bundled
 
@@ -311,7 +379,7 @@ def test_bundled_writes_rgb_train_and_val(tmp_path, capsys):
     assert main(['bundled', str(out)]) == 0
     train = sorted(p.name for p in (out / 'train').iterdir())
     val = sorted(p.name for p in (out / 'val').iterdir())
-    assert train == sorted(f'{n}.png' for n in prepare.BUNDLED_TRAIN) and val == ['chelsea.png']
+    assert train == sorted(f'{n}.png' for n in BUNDLED_TRAIN) and val == ['chelsea.png']
     for path in list((out / 'train').iterdir()) + list((out / 'val').iterdir()):
         img = imread(path)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 256, path

@@ -5,44 +5,70 @@ downscales the *patch* with MATLAB-exact bicubic (``rt4ksr_arch.ops.bicubic``), 
 exactly what ``imresize(gt, 1/scale)`` in MATLAB gives for that patch.
 """
 from os import path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
+import lmdb
 import numpy as np
 import torch
 from torch.utils import data
 
 from basicsr.data.data_util import paths_from_lmdb
-from basicsr.utils import FileClient, bgr2ycbcr, scandir
+from basicsr.utils import FileClient, bgr2ycbcr
 from basicsr.utils.registry import DATASET_REGISTRY
-from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, decode_image
+from rt4ksr_arch.data.image_io import decode_image, list_images
+from rt4ksr_arch.data.meta_info import listed_images, read_meta_info_names
+from rt4ksr_arch.errors import DatasetError, ImageReadError, OptionError, first_names
 from rt4ksr_arch.ops.bicubic import imresize
 
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)  # basicsr's scandir is case-sensitive
 
+def gt_paths(root: str, backend: str, meta_info_file: Optional[str] = None) -> List[str]:
+    """Image paths (``backend`` disk) or keys (lmdb) of ``root``, restricted to ``meta_info_file`` when given.
 
-def list_images(opt: Dict[str, Any]) -> List[str]:
-    """Image paths (disk) or keys (lmdb) of ``dataroot_gt``, optionally restricted by ``meta_info_file``."""
-    root, backend = opt['dataroot_gt'], opt['io_backend']['type']
+    A disk folder is searched with its subfolders (``list_images``). Every image or key the
+    meta_info file lists is checked to be there now, not hours into training. Raises
+    ``FileNotFoundError`` for a missing folder, LMDB or meta_info file, and ``DatasetError`` for a
+    folder without images or listed images / keys that are missing.
+    """
     if backend == 'lmdb':
         if not osp.isfile(osp.join(root, 'meta_info.txt')):
             raise FileNotFoundError(f'dataroot_gt {root} is not a BasicSR lmdb (no meta_info.txt inside); '
-                                    'build one with `python -m rt4ksr_arch.prepare lmdb`')
-        keys = paths_from_lmdb(root)
-    elif not osp.isdir(root):
+                                    'build one with `rt4ksr prepare lmdb`')
+        if not meta_info_file:
+            return paths_from_lmdb(root)
+        keys = [osp.splitext(n)[0] for n in read_meta_info_names(meta_info_file)]
+        check_lmdb_keys(root, keys, meta_info_file)
+        return keys
+    if not osp.isdir(root):
         raise FileNotFoundError(f'dataroot_gt {root} is not a folder; see datasets/README.md for the layout')
-    if opt.get('meta_info_file'):
-        if not osp.isfile(opt['meta_info_file']):
-            raise FileNotFoundError(f'meta_info_file {opt["meta_info_file"]} not found')
-        with open(opt['meta_info_file']) as f:
-            names = [line.split(' ')[0].strip() for line in f if line.strip()]
-        paths = [osp.splitext(n)[0] if backend == 'lmdb' else osp.join(root, n) for n in names]
-    elif backend == 'lmdb':
-        paths = keys
-    else:
-        paths = sorted(scandir(root, suffix=IMAGE_SUFFIXES, recursive=True, full_path=True))
-    if not paths:
-        raise ValueError(f'no images found in dataroot_gt {root} (looked for {", ".join(IMAGE_EXTENSIONS)}, lower or upper case)')
-    return paths
+    if meta_info_file:
+        return [osp.join(root, n) for n in listed_images(meta_info_file, root)]
+    try:
+        return list_images(root, recursive=True)
+    except ImageReadError as err:
+        raise DatasetError(f'no images found in dataroot_gt {root} (subfolders included): {err}') from None
+
+
+def check_lmdb_keys(root: str, keys: Sequence[str], meta_info_file: str) -> None:
+    """Raise ``DatasetError`` naming the first of ``keys`` (listed in ``meta_info_file``) not in the LMDB ``root``.
+
+    The LMDB is opened read-only and closed again here: an open handle must not be inherited
+    by the data loader's worker processes. (py-lmdb opens one LMDB once per process, so this
+    fails with a ``DatasetError`` while a dataset of this process holds ``root`` open for
+    reading.) Keys no LMDB read could find count as missing: non-ASCII (BasicSR's
+    ``FileClient`` encodes keys as ASCII), empty or over LMDB's key size.
+    """
+    try:
+        with lmdb.open(root, readonly=True, lock=False, readahead=False) as env, env.begin() as txn:
+            cursor, longest = txn.cursor(), env.max_key_size()
+            # set_key finds a key without copying its value (an encoded image) out of the map
+            missing = [k for k in keys if not (k.isascii() and 0 < len(k) <= longest and cursor.set_key(k.encode()))]
+    except lmdb.Error as err:
+        raise DatasetError(f'cannot open dataroot_gt {root} as an LMDB: {type(err).__name__}: {err}') from err
+    if missing:
+        others = f'; {len(missing) - 1} more listed keys are not in it either ({first_names(missing[1:])})' \
+            if len(missing) > 1 else ''
+        raise DatasetError(f'key {missing[0]} is not in {root} (listed in {meta_info_file}){others}; build the LMDB '
+                           'from the images the list names, or list only what the LMDB holds')
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -81,7 +107,9 @@ class OnlineBicubicPairedDataset(data.Dataset):
     disk|lmdb}``, ``scale``, ``gt_size`` (train crop), ``use_hflip``, ``use_rot``, ``round_lq``
     (LR on the 8-bit grid like MATLAB files; default true), ``color: y``, ``phase``.
     Train: random crop of the mod-cropped HR, augmentation, LR from the crop. Val/test: the
-    whole mod-cropped HR and its LR. Randomness: see ``sample_generator``.
+    whole mod-cropped HR and its LR. Randomness: see ``sample_generator``. Construction checks
+    that every image or LMDB key ``meta_info_file`` lists is there (``gt_paths``); errors in the
+    options raise ``OptionError``, in the data ``DatasetError``.
     """
 
     accepts_enlarged_index = True  # ResumableEnlargedSampler hands over indices before the modulo
@@ -94,17 +122,17 @@ class OnlineBicubicPairedDataset(data.Dataset):
         self.round_lq = bool(opt.get('round_lq', True))
         self.color = opt.get('color')
         if self.color not in (None, 'y'):
-            raise ValueError(f'color must be omitted or "y", got {self.color!r}')
+            raise OptionError('color', f'must be omitted or "y", got {self.color!r}')
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
         if self.io_backend_opt['type'] not in ('disk', 'lmdb'):
-            raise ValueError(f'io_backend.type must be disk or lmdb, got {self.io_backend_opt["type"]!r}')
+            raise OptionError('io_backend.type', f'must be disk or lmdb, got {self.io_backend_opt["type"]!r}')
         self.gt_size = opt.get('gt_size')
         if self.phase == 'train':
             if not isinstance(self.gt_size, int) or self.gt_size % self.scale:
-                raise ValueError(f'gt_size must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
+                raise OptionError('gt_size', f'must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
             if opt.get('persistent_workers'):
-                raise ValueError('persistent_workers must be off: workers would keep epoch 0 and repeat crops')
-        self.paths = list_images({**opt, 'io_backend': self.io_backend_opt})
+                raise OptionError('persistent_workers', 'must be off: workers would keep epoch 0 and repeat crops')
+        self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
         self.seed = torch.initial_seed()  # basicsr seeds torch with manual_seed + rank before building us
         self.epoch = 0
@@ -136,13 +164,13 @@ class OnlineBicubicPairedDataset(data.Dataset):
         img = img[:h - h % self.scale, :w - w % self.scale]
         if self.phase == 'train':
             if min(img.shape[:2]) < self.gt_size:
-                raise ValueError(f'{path} is {w}x{h}, smaller than gt_size {self.gt_size}: remove it, or lower '
+                raise DatasetError(f'{path} is {w}x{h}, smaller than gt_size {self.gt_size}: remove it, or lower '
                                  'gt_size')
             gen = sample_generator(self.seed, self.epoch, index)
             img = random_crop_and_augment(img, self.gt_size, self.opt.get('use_hflip', False),
                                           self.opt.get('use_rot', False), gen)
         elif min(img.shape[:2]) < self.scale:
-            raise ValueError(f'{path} is {w}x{h}, smaller than the scale {self.scale}')
+            raise DatasetError(f'{path} is {w}x{h}, smaller than the scale {self.scale}')
         if self.color == 'y':
             img = bgr2ycbcr(img, y_only=True)[..., None]
         gt = torch.from_numpy(np.ascontiguousarray(img[..., ::-1] if img.shape[2] == 3 else img)).permute(2, 0, 1)
