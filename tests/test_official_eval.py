@@ -75,7 +75,7 @@ def test_released_x3_weights_fused_on_load(tmp_path):
 
 def test_converted_deploy_checkpoint_through_yaml_saves_images(tmp_path):
     fused = tmp_path / 'rt4ksr_x2_deploy.pth'
-    done = run_module('-m', 'rt4ksr_arch.convert', str(shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth')),
+    done = run_module('-m', 'rt4ksr_arch', 'convert', str(shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth')),
                       str(fused), '--deploy')
     assert done.returncode == 0, done.stderr
     options = write_options(tmp_path, 2, 'RT4KSRDeploy', str(fused), save_img=True)

@@ -15,6 +15,8 @@ import pytest
 import torch
 import yaml
 
+from rt4ksr_arch import RT4KSRConfig
+from rt4ksr_arch.config import CONFIG_KEY
 from tests.helpers import REPO, run_module
 
 TRAIN = 'rt4ksr_arch/train.py'
@@ -68,7 +70,8 @@ def logged_steps(log: str) -> Dict[int, Tuple[List[float], str]]:
 
 
 def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_path, hr_dir):
-    log = train(write_options(tmp_path, hr_dir, warmup_iter=4))
+    options = write_options(tmp_path, hr_dir, warmup_iter=4)
+    log = train(options)
     steps = logged_steps(log)
     assert sorted(steps) == list(range(1, 9))
     for it, (lrs, _) in steps.items():
@@ -78,7 +81,8 @@ def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_pa
     experiment = tmp_path / 'experiments'
     assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['3.state', '6.state']
     ckpt = torch.load(experiment / 'models' / 'net_g_latest.pth', weights_only=True)
-    assert set(ckpt) == {'params', 'params_ema'}
+    assert set(ckpt) == {'params', 'params_ema', CONFIG_KEY}
+    assert RT4KSRConfig.from_dict(ckpt[CONFIG_KEY]) == RT4KSRConfig.from_dict(yaml.safe_load(options.read_text())['network_g'])
     assert not any(k.startswith(('module.', '_orig_mod.')) for k in ckpt['params'])
     assert not torch.equal(ckpt['params']['head.0.weight'], ckpt['params_ema']['head.0.weight'])
     state = torch.load(experiment / 'training_states' / '6.state', weights_only=True)
@@ -196,4 +200,6 @@ def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
         options.write_text(yaml.safe_dump(raw))
         log = train(options)
         psnr[tiled] = re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)
-    assert psnr[False] and psnr[True] == psnr[False]
+    assert psnr[False] and len(psnr[True]) == len(psnr[False])
+    for tiled, whole in zip(psnr[True], psnr[False]):  # the same computation cut in tiles: float noise only
+        assert float(tiled) == pytest.approx(float(whole), abs=2e-4)

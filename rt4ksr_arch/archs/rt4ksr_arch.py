@@ -32,15 +32,17 @@ BLUR_SIZE, BLUR_SIGMA = 5, 1.0  # the authors' high-frequency branch: x - Gaussi
 
 
 def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> Tensor:
-    """The [size, size] normalised Gaussian that torchvision's ``gaussian_blur`` convolves with.
-
-    torchvision builds its kernel at call time, which the ONNX exporter cannot shape; a fixed
-    buffer with the same values exports (tests/test_arch.py checks equality with torchvision).
-    """
+    """The [size, size] normalised Gaussian that torchvision's ``gaussian_blur`` convolves with."""
     x = torch.linspace(-(size // 2), size // 2, size, dtype=torch.float64)
     pdf = torch.exp(-0.5 * (x / sigma)**2)
     kernel1d = pdf / pdf.sum()
     return (kernel1d[:, None] * kernel1d[None, :]).float()
+
+
+# torchvision's gaussian_blur sizes its kernel from the input at call time, which the ONNX exporter
+# cannot shape; a constant expanded to the known channel count exports (test_arch.py checks
+# equality with torchvision). Not a buffer: DDP would broadcast it, and checkpoints hold none.
+_BLUR_KERNEL = gaussian_kernel()
 
 
 def make_activation(act_type: str) -> nn.Module:
@@ -144,8 +146,6 @@ class _RT4KSRBase(nn.Module):
         self.down = nn.PixelUnshuffle(2)
         self.head = nn.Sequential(nn.Conv2d(num_in_ch * 4, num_feat, 3, padding=1))
         self.gamma = nn.Parameter(torch.zeros(1))
-        # not persistent: the authors' checkpoints (and ours) hold no such tensor
-        self.register_buffer('blur_kernel', gaussian_kernel().expand(num_in_ch, 1, -1, -1).clone(), persistent=False)
         self.hfb = nn.Sequential(self._make_block(num_feat), make_activation(act_type))
         self.body = nn.Sequential(
             *[RT4KSRBlock(num_feat, self._make_block(num_feat), act_type) for _ in range(num_block)])
@@ -184,8 +184,8 @@ class _RT4KSRBase(nn.Module):
     def high_frequency_features(self, x: Tensor) -> Tensor:
         """The authors' high-frequency branch on an even-sized input: hfb(head(unshuffle(x - blur(x))))."""
         pad = BLUR_SIZE // 2
-        blurred = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode='reflect'), self.blur_kernel.to(x.dtype),
-                           groups=x.shape[1])
+        kernel = _BLUR_KERNEL.to(x).expand(self.num_in_ch, 1, BLUR_SIZE, BLUR_SIZE)
+        blurred = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode='reflect'), kernel, groups=self.num_in_ch)
         high_freq = x - blurred
         return self.hfb(self.head(self.down(high_freq)))
 
