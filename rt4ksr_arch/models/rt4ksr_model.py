@@ -99,8 +99,9 @@ class RT4KSRModel(SRModel):
         train_opt = opt.get('train') or {}
         self.amp_dtype = _AMP_DTYPES.get(train_opt.get('amp')) if opt['is_train'] else None
         self.inference_opts = InferenceOptions.from_val_opt(opt.get('val'))
-        self.channels_last = (bool(train_opt.get('channels_last', False)) and opt['is_train']) or \
-            self.inference_opts.channels_last
+        # training layout only: test() runs an Upscaler that lays its own network out per val.channels_last
+        # (default true), which must not switch training to NHWC against train.channels_last: false
+        self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
