@@ -127,11 +127,13 @@ class RT4KSRModel(SRModel):
         return net
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        """The one loader (any format). ``param_key_g`` unset in the YAML: ``params_ema`` when present."""
+        """The one loader (any format). ``param_key_g`` unset in the YAML: ``params_ema`` when present,
+        except when resuming (``path.resume_state``): training then continues from ``params``."""
         bare = self.get_bare_model(net)
         if not isinstance(bare, (RT4KSR, RT4KSRDeploy)):
             return super().load_network(net, load_path, strict, param_key)
-        if net is self.net_g and self.opt['path'].get('param_key_g') is None:
+        if net is self.net_g and self.opt['path'].get('param_key_g') is None and \
+                not self.opt['path'].get('resume_state'):
             param_key = None  # what training validated: the EMA weights when the file has them
         weights = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
         get_root_logger().info(f'Loaded {type(bare).__name__} from {weights.describe()}.')
