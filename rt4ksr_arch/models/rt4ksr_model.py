@@ -99,8 +99,9 @@ class RT4KSRModel(SRModel):
         train_opt = opt.get('train') or {}
         self.amp_dtype = _AMP_DTYPES.get(train_opt.get('amp')) if opt['is_train'] else None
         self.inference_opts = InferenceOptions.from_val_opt(opt.get('val'))
-        self.channels_last = (bool(train_opt.get('channels_last', False)) and opt['is_train']) or \
-            self.inference_opts.channels_last
+        # training layout only: test() runs an Upscaler that lays its own network out per val.channels_last
+        # (default true), which must not switch training to NHWC against train.channels_last: false
+        self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
@@ -127,12 +128,12 @@ class RT4KSRModel(SRModel):
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """The one loader (any format). ``param_key_g`` unset in the YAML: ``params_ema`` when present,
-        except on resume, where net_g continues from its own ``params``."""
+        except when resuming (``path.resume_state``): training then continues from ``params``."""
         bare = self.get_bare_model(net)
         if not isinstance(bare, (RT4KSR, RT4KSRDeploy)):
             return super().load_network(net, load_path, strict, param_key)
-        if net is self.net_g and self.opt['path'].get('param_key_g') is None and not self.opt['path'].get(
-                'resume_state'):
+        if net is self.net_g and self.opt['path'].get('param_key_g') is None and \
+                not self.opt['path'].get('resume_state'):
             param_key = None  # what training validated: the EMA weights when the file has them
         weights = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
         get_root_logger().info(f'Loaded {type(bare).__name__} from {weights.describe()}.')
