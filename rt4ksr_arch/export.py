@@ -80,8 +80,9 @@ def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: b
             model.metadata_props.add(key=key, value=value)
         onnx.save(model, partial)
         session = onnxruntime.InferenceSession(partial, providers=['CPUExecutionProvider'])
-        shapes = [(1, reference.num_in_ch, *size)] + ([(2, reference.num_in_ch, size[0] + 7, size[1] + 3)]
-                                                       if dynamic else [])
+        shapes = [(1, reference.num_in_ch, *size)]
+        if dynamic:
+            shapes.append((2, reference.num_in_ch, size[0] + 7, size[1] + 3))
         results = []
         for shape in shapes:
             x = torch.rand(shape, generator=torch.Generator().manual_seed(0))

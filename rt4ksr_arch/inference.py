@@ -253,4 +253,3 @@ class Upscaler:
         ycbcr = bgr2ycbcr(bgr)
         y = self._network(ycbcr[:, :, :1], progress)
         return ycbcr2bgr(np.concatenate([y, self._bicubic(ycbcr[:, :, 1:])], axis=2).astype(np.float32))
-

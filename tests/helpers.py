@@ -43,8 +43,8 @@ def released_parameter_counts(path: str = None) -> tuple:
     raw = torch.load(path, map_location='cpu', weights_only=True)['state_dict']
     train = sum(v.numel() for v in raw.values())
     fused_blocks = np.load(shared('golden', 'rt4ksr_x2_fused_repconvs.npz'))
-    resblocks = sum(v.numel() for k, v in raw.items() if any(f'.{m}.' in k for m in ('expand_conv', 'fea_conv',
-                                                                                        'reduce_conv')))
+    resblock_convs = ('expand_conv', 'fea_conv', 'reduce_conv')
+    resblocks = sum(v.numel() for k, v in raw.items() if k.split('.')[-2] in resblock_convs)
     return train, train - resblocks + sum(fused_blocks[k].size for k in fused_blocks.files)
 
 
@@ -57,4 +57,3 @@ def assert_close_8bit(got: np.ndarray, expected: np.ndarray, max_tie_fraction: f
     diff = np.abs(got.astype(np.float64) - np.asarray(expected, np.float64))
     ties = (diff > 0.5 + 1e-3).mean()
     assert diff.max() <= 1.0 + 1e-3 and ties <= max_tie_fraction, (diff.max(), ties)
-

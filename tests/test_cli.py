@@ -125,8 +125,8 @@ if not torch.cuda.is_available():
 
 
 TOOL_FLAGS = {'upscale': {'--tile', '--tile-pad', '--batch', '--device', '--precision'},
-              'evaluate': {'--tile', '--tile-pad', '--device', '--precision'}, 'benchmark': {'--batch', '--device',
-                                                                                           '--precision'}}
+              'evaluate': {'--tile', '--tile-pad', '--device', '--precision'},
+              'benchmark': {'--batch', '--device', '--precision'}}
 
 
 @pytest.mark.parametrize('tool, flags, message', [(tool, flags, message) for tool, names in TOOL_FLAGS.items()

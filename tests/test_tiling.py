@@ -126,8 +126,8 @@ def test_upscaler_composes_tiles_and_ensemble_and_validates_options():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.rand(1, 3, 30, 26, generator=torch.Generator().manual_seed(5))
     plain = Upscaler(net, InferenceOptions(self_ensemble=True), 'cpu')(x)
-    tiled = Upscaler(net, InferenceOptions.from_val_opt({'self_ensemble': True,
-                                                          'tile': {'tile_size': 8, 'tile_batch': 3}}), 'cpu')(x)
+    tiles = InferenceOptions.from_val_opt({'self_ensemble': True, 'tile': {'tile_size': 8, 'tile_batch': 3}})
+    tiled = Upscaler(net, tiles, 'cpu')(x)
     assert (plain - tiled).abs().max() <= 1e-6
     assert net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # untouched
     for bad, message in [({'tile': {'tile_pad': 4}}, 'val.tile needs tile_size'),

@@ -82,7 +82,8 @@ def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_pa
     assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['3.state', '6.state']
     ckpt = torch.load(experiment / 'models' / 'net_g_latest.pth', weights_only=True)
     assert set(ckpt) == {'params', 'params_ema', CONFIG_KEY}
-    assert RT4KSRConfig.from_dict(ckpt[CONFIG_KEY]) == RT4KSRConfig.from_dict(yaml.safe_load(options.read_text())['network_g'])
+    network_g = yaml.safe_load(options.read_text())['network_g']
+    assert RT4KSRConfig.from_dict(ckpt[CONFIG_KEY]) == RT4KSRConfig.from_dict(network_g)
     assert not any(k.startswith(('module.', '_orig_mod.')) for k in ckpt['params'])
     assert not torch.equal(ckpt['params']['head.0.weight'], ckpt['params_ema']['head.0.weight'])
     state = torch.load(experiment / 'training_states' / '6.state', weights_only=True)

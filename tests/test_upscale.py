@@ -46,7 +46,8 @@ def test_folder_of_gray_rgba_16bit_odd_and_broken_images(tmp_path, weights):
         cv2.imwrite(str(inputs / name), img)
     (inputs / 'broken.png').write_bytes(b'\x89PNG not really')
     out = tmp_path / 'out'
-    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(inputs), str(out), '--weights', str(weights), '--device', 'cpu')
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(inputs), str(out), '--weights', str(weights),
+                      '--device', 'cpu')
     assert done.returncode == 1, done.stderr  # one failure, reported, the rest written
     assert 'failed' in done.stderr and 'broken.png' in done.stderr
     assert 'done: 4 written, 0 skipped (existing), 1 failed' in done.stdout

@@ -98,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
         rows.append(measure(f'onnxruntime ({args.onnx})', onnx_runner(args.onnx, x)))
 
     name = torch.cuda.get_device_name(dev) if on_gpu else f'CPU, {torch.get_num_threads()} threads'
-    print(f'RT4KSR x{net.upscale}: {width}x{height} -> {width * net.upscale}x{height * net.upscale}, batch {args.batch}, '
-          f'{name}, torch {torch.__version__}; warm-up {warmup}, mean of {runs}')
+    scale = net.upscale
+    print(f'RT4KSR x{scale}: {width}x{height} -> {width * scale}x{height * scale}, batch {args.batch}, {name}, '
+          f'torch {torch.__version__}; warm-up {warmup}, mean of {runs}')
     print(f'params {params:,} (fused), {macs / 1e9:.2f} GMACs per frame')
     print(f'{"":44s} {"ms/frame":>10s} {"FPS":>9s} {"peak MB":>9s}')
     for row in rows:

@@ -169,4 +169,3 @@ def run_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return 130
-

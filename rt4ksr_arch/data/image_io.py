@@ -57,8 +57,8 @@ def decode_unchanged(content: bytes, name: str) -> np.ndarray:
     if img is None:
         raise ImageReadError(f'cannot decode image {name}: the file is empty, truncated or not an image '
                              f'({"/".join(e[1:] for e in IMAGE_EXTENSIONS)}); replace or remove it')
-    if img.dtype not in (np.uint8, np.uint16) or img.ndim not in (2, 3) or (img.ndim == 3
-                                                                           and img.shape[2] not in (1, 3, 4)):
+    channels = img.shape[2] if img.ndim == 3 else 1
+    if img.dtype not in (np.uint8, np.uint16) or img.ndim not in (2, 3) or channels not in (1, 3, 4):
         raise ImageReadError(f'cannot use {name}: {img.dtype} with shape {img.shape}; expected 8/16-bit gray, '
                              'color or color+alpha')
     return img

@@ -165,7 +165,7 @@ class OnlineBicubicPairedDataset(data.Dataset):
         if self.phase == 'train':
             if min(img.shape[:2]) < self.gt_size:
                 raise DatasetError(f'{path} is {w}x{h}, smaller than gt_size {self.gt_size}: remove it, or lower '
-                                 'gt_size')
+                                   'gt_size')
             gen = sample_generator(self.seed, self.epoch, index)
             img = random_crop_and_augment(img, self.gt_size, self.opt.get('use_hflip', False),
                                           self.opt.get('use_rot', False), gen)

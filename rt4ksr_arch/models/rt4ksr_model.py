@@ -61,7 +61,7 @@ def validate_options(opt: Dict[str, Any]) -> None:
     bad = find_numeric_strings(sections)
     if bad:
         raise OptionError('options', 'these are text, not numbers: ' + ', '.join(bad) + '. YAML reads 2e-4 as a '
-                         'string: write 2.0e-4 (with a dot) or 0.0002.')
+                          'string: write 2.0e-4 (with a dot) or 0.0002.')
     amp = (opt.get('train') or {}).get('amp')
     if amp not in (None, False, *_AMP_DTYPES):
         raise OptionError('train.amp', f'must be bf16, fp16 or omitted, got {amp!r}')
@@ -332,4 +332,3 @@ class RT4KSRModel(SRModel):
         line = '\t'.join(f'# {m}: {v:.4f}' for m, v in self._bicubic_cache[name].items())
         get_root_logger().info(f'Validation {name} bicubic baseline (same LR, MATLAB bicubic x{self.opt["scale"]})'
                                f'\n\t {line}')
-
