@@ -59,8 +59,8 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def add_precision(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(PRECISIONS)) -> None:
     parser.add_argument('--precision', default='fp32', choices=list(choices),
-                        help='weights and activations: fp32 (default), fp16 (GPU: fast, -0.01 dB) or bf16 '
-                        '(-0.46 dB on Set5)')
+                        help='weights and activations: fp32 (default, exact), fp16 (GPUs) or bf16 (lossy: '
+                        'README, "Precision")')
 
 
 def add_inference(parser: argparse.ArgumentParser, tiles: bool = True, ensemble: bool = True,
