@@ -24,6 +24,7 @@ from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
 from rt4ksr_arch.config import CONFIG_KEY, RT4KSRConfig
 from rt4ksr_arch.errors import CheckpointError, CheckpointNotFoundError, OptionError
 from rt4ksr_arch.fileio import atomic_torch_save
+from rt4ksr_arch.hub import RELEASED, resolve
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
 # Where state dicts hide, in the order tried when no key is asked for (EMA first: it is what
@@ -34,7 +35,7 @@ _KEY_PREFIXES = ('module.', 'model.', '_orig_mod.')
 _SHAPE_FIELDS = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale')
 # What tensor shapes cannot tell, and the released models' value used when nobody says.
 UNDETECTABLE = ('act_type', 'hf_branch')
-RELEASED = RT4KSRConfig()
+RELEASED_CONFIG = RT4KSRConfig()
 
 StateDict = Dict[str, Tensor]
 
@@ -72,8 +73,8 @@ def read_checkpoint(path: str) -> Any:
     file, or a pickle holding Python objects beyond tensors and containers).
     """
     if not osp.exists(path):
-        raise CheckpointNotFoundError(f'checkpoint not found: {path}; check the path (the released weights are '
-                                      'listed in the README, "Evaluate the released weights")')
+        raise CheckpointNotFoundError(f'checkpoint not found: {path}; check the path, or use a released name '
+                                      f'({", ".join(RELEASED)}: downloaded once and cached)')
     if osp.isdir(path):
         raise CheckpointError(f'checkpoint path is a folder, not a file: {path}')
     try:
@@ -205,7 +206,7 @@ def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key
             clash.append('act_type prelu was given, but the weights hold no PReLU slopes')
         if clash:
             raise CheckpointError(f'{name} does not match the given network: {"; ".join(clash)}')
-        values = {**{k: getattr(RELEASED, k) for k in UNDETECTABLE}, **overrides, **found}
+        values = {**{k: getattr(RELEASED_CONFIG, k) for k in UNDETECTABLE}, **overrides, **found}
         try:
             config = RT4KSRConfig.from_dict(values)
         except OptionError as err:
@@ -221,8 +222,10 @@ def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key
 
 def read_weights(source: str, param_key: Optional[str] = None,
                  overrides: Optional[Mapping[str, Any]] = None) -> Weights:
-    """``Weights`` of the checkpoint file ``source``; see ``weights_from_checkpoint``."""
-    return weights_from_checkpoint(read_checkpoint(source), source, param_key, overrides)
+    """``Weights`` of a checkpoint file, or of a released name (``rt4ksr_x2``: downloaded once and
+    cached, see ``rt4ksr_arch.hub``); see ``weights_from_checkpoint``."""
+    path = resolve(source)
+    return weights_from_checkpoint(read_checkpoint(path), path, param_key, overrides)
 
 
 def check_compatible(weights: Weights, config: RT4KSRConfig, opt_prefix: str = 'network_g',

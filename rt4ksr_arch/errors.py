@@ -44,6 +44,10 @@ class OutputExistsError(RT4KSRError, FileExistsError):
     """An output that already exists and would be replaced without ``--overwrite``."""
 
 
+class OutputNotWritableError(RT4KSRError, PermissionError):
+    """An output location that cannot be written (read-only, no permission, full disk)."""
+
+
 class DatasetError(RT4KSRError, ValueError):
     """Training data (a folder, meta_info file or LMDB) that does not hold what it should."""
 

@@ -176,6 +176,19 @@ class Upscaler:
         self.scale = self.network.scale
         self.option_names = option_names
 
+    def describe(self) -> str:
+        """One line for logs: device, precision, layout and how images are cut (LR pixels)."""
+        opts, net = self.opts, self.network
+        parts = [str(net.device), opts.precision, 'channels_last' if opts.channels_last else 'NCHW']
+        if opts.compile:
+            parts.append('compiled')
+        pad = opts.tile_pad if opts.tile_pad is not None else net.receptive_radius
+        parts.append(f'tiles {opts.tile_size} LR px (pad {pad}), {opts.tile_batch} per pass' if opts.tile_size
+                     else 'whole images')
+        if opts.self_ensemble:
+            parts.append('x8 self-ensemble')
+        return ', '.join(parts)
+
     def __call__(self, lq: Tensor, progress: bool = False) -> Tensor:
         """Upscale float [N, C, h, w] in [0, 1]; float32 [N, C', s*h, s*w], not clamped.
 

@@ -1,7 +1,9 @@
 """Test helpers: the repository root, the read-only reference data in ../shared, random weights."""
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Optional
 
 import numpy as np
 import pytest
@@ -32,9 +34,12 @@ def randomize_(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net
 
 
-def run_module(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python <args>`` from the repository root; return the finished process (output captured)."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_module(*args: str, cwd: Path = REPO, timeout: int = 600,
+               env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository root (``env`` added to this process's environment);
+    return the finished process (output captured)."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def released_parameter_counts(path: str = None) -> tuple:

@@ -73,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     runs = args.runs if args.runs is not None else (244 if on_gpu else 5)
     if args.precision == 'fp16' and not on_gpu:
         print('note: fp16 convolutions on the CPU are slow; fp32 (exact) or bf16 are the CPU choices')
-    net = load_network(args, deploy=False)[0] if args.weights else RT4KSR(upscale=args.scale)
+    if args.weights:
+        net, weights = load_network(args, deploy=False)
+        print(f'benchmark: {weights.describe()}')
+    else:
+        net = RT4KSR(upscale=args.scale)
     if not isinstance(net, RT4KSR):
         raise RT4KSRError(f'{args.weights} holds fused weights; the official-style baseline needs train-form weights')
     net = net.to(dev).eval()

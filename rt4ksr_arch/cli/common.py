@@ -8,15 +8,18 @@ everywhere. User errors (``RT4KSRError``, and ``OSError`` on a user's path) beco
 import argparse
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, NoReturn, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
 
 from rt4ksr_arch.checkpoint import Weights, load_model
 from rt4ksr_arch.config import ACTIVATIONS
-from rt4ksr_arch.errors import OptionError, OutputExistsError, RT4KSRError
-from rt4ksr_arch.inference import PRECISIONS, InferenceOptions, resolve_device
+from rt4ksr_arch.errors import OptionError, OutputExistsError, OutputNotWritableError, RT4KSRError
+from rt4ksr_arch.hub import RELEASED
+from rt4ksr_arch.inference import PRECISIONS, InferenceOptions, Upscaler, resolve_device
 
 # How the command line spells option and config fields (errors name what the user typed).
 CLI_NAMES = {'tile_size': '--tile', 'tile_pad': '--tile-pad', 'tile_batch': '--batch', 'precision': '--precision',
@@ -96,7 +99,7 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
         raise err.renamed(CLI_NAMES) from None
 
 
-def device(args: argparse.Namespace) -> Any:
+def device(args: argparse.Namespace) -> torch.device:
     """``torch.device`` of ``--device``; an ``OptionError`` naming the flag otherwise."""
     try:
         return resolve_device(args.device)
@@ -104,13 +107,35 @@ def device(args: argparse.Namespace) -> Any:
         raise err.renamed(CLI_NAMES) from None
 
 
-def add_weights(parser: argparse.ArgumentParser, positional: bool = False, required: bool = True) -> None:
-    """The checkpoint and what to read from it: ``--weights``, ``--param-key``, ``--act-type``, ``--hf-branch``."""
-    what = 'RT4KSR checkpoint: authors\' .pth, Lightning .ckpt, BasicSR .pth or bare state dict'
+def inference_setup(args: argparse.Namespace,
+                    report: Callable[[str], None] = print) -> Tuple[InferenceOptions, torch.device]:
+    """The validated options and device of the ``add_inference`` flags (check them before any slow
+    work); warns when fp16 would run on a CPU."""
+    opts, dev = inference_options(args), device(args)
+    if opts.precision == 'fp16' and dev.type == 'cpu':
+        report('warning: --precision fp16 on a CPU is slower than fp32 (CPUs lack fast fp16 convolutions); '
+               'use fp32 there, fp16 on GPUs')
+    return opts, dev
+
+
+def make_upscaler(net: nn.Module, setup: Tuple[InferenceOptions, torch.device]) -> Upscaler:
+    """The ``Upscaler`` of ``net`` with the options and device from ``inference_setup``; CLI names in messages."""
+    return Upscaler(net, *setup, option_names=CLI_NAMES)
+
+
+def add_weights(parser: argparse.ArgumentParser, positional: bool = False, required: bool = True,
+                default: Optional[str] = None) -> None:
+    """The checkpoint and what to read from it: ``--weights``, ``--param-key``, ``--act-type``, ``--hf-branch``.
+
+    A released name (``rt4ksr_x2``, ``rt4ksr_x3``) is downloaded once and cached (``rt4ksr_arch.hub``).
+    """
+    what = (f'checkpoint file (authors\' .pth, Lightning .ckpt, BasicSR .pth, bare state dict) or a released name '
+            f'({", ".join(RELEASED)}: downloaded once, verified, cached)' +
+            (f'; default: {default}' if default else ''))
     if positional:
         parser.add_argument('weights', help=what)
     else:
-        parser.add_argument('--weights', required=required, default=None, help=what)
+        parser.add_argument('--weights', required=required and default is None, default=default, help=what)
     parser.add_argument('--param-key', default=None, choices=['params', 'params_ema', 'state_dict'],
                         help='which weights of the file (default: params_ema when present, else params)')
     parser.add_argument('--act-type', default=None, choices=list(ACTIVATIONS),
@@ -123,7 +148,7 @@ def add_weights(parser: argparse.ArgumentParser, positional: bool = False, requi
 
 def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[int] = None,
                  report: Callable[[str], None] = print) -> Tuple[nn.Module, Weights]:
-    """The network of ``--weights`` (eval mode, CPU) and its ``Weights``; reports what was loaded.
+    """The network of ``--weights`` (eval mode, CPU) and its ``Weights`` (``describe()`` for a header).
 
     A file that does not store its config, read without ``--act-type`` / ``--hf-branch``, gets a
     note naming the assumption and the flags that change it.
@@ -131,7 +156,6 @@ def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[
     overrides = {'act_type': args.act_type, 'hf_branch': args.hf_branch}
     net, weights = load_model(args.weights, deploy=deploy, param_key=args.param_key, overrides=overrides,
                               scale=scale)
-    report(f'weights: {weights.describe()}')
     if weights.assumed:
         flags = ' / '.join(CLI_NAMES[k] for k in weights.assumed)
         report(f'note: {weights.source} does not store its network config; assumed '
@@ -142,6 +166,23 @@ def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: keep them)')
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, created if needed, after proving a file can be written in it (before any long work).
+
+    Raises ``OutputNotWritableError`` naming the folder and the cause (read-only, no permission,
+    a file in the way, disk full).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix='.rt4ksr-write-test-'):
+            pass
+    except OSError as err:
+        raise OutputNotWritableError(f'cannot write to {folder} ({err.strerror or err}); choose another output '
+                                     'folder or fix its permissions') from None
+    return folder
 
 
 def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:

@@ -12,9 +12,10 @@ is verified by loading it back, and written atomically; an existing OUTPUT is ke
 """
 import argparse
 from os import path as osp
+from pathlib import Path
 
 from rt4ksr_arch.checkpoint import load_model, save_checkpoint
-from rt4ksr_arch.cli.common import add_overwrite, add_weights, load_network, refuse_existing
+from rt4ksr_arch.cli.common import add_overwrite, add_weights, load_network, refuse_existing, writable_folder
 from rt4ksr_arch.errors import CheckpointError
 
 HELP = 'convert any RT4KSR checkpoint to a BasicSR checkpoint that stores its network config'
@@ -31,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if osp.abspath(args.weights) == osp.abspath(args.output):
         raise CheckpointError('INPUT and OUTPUT are the same file; choose another OUTPUT')
     refuse_existing([args.output], args.overwrite)
+    writable_folder(Path(args.output).parent)
     net, weights = load_network(args, deploy=args.deploy)
+    print(f'convert: {weights.describe()}')
     if weights.form == 'deploy' and not args.deploy:
         raise CheckpointError(f'{args.weights} holds fused weights, which cannot be un-fused: pass --deploy')
     save_checkpoint(args.output, net.config, params=net.state_dict())

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import cv2
 
-from rt4ksr_arch.cli.common import (CLI_NAMES, add_inference, add_overwrite, add_weights, device, inference_options,
-                                    load_network, positive_int, refuse_existing)
+from rt4ksr_arch.cli.common import (add_inference, add_overwrite, add_weights, inference_setup, load_network,
+                                    make_upscaler, positive_int, refuse_existing, writable_folder)
 from rt4ksr_arch.errors import RT4KSRError
 from rt4ksr_arch.evaluation import SETS, evaluate_sets
 from rt4ksr_arch.fileio import atomic_write_bytes
-from rt4ksr_arch.inference import Upscaler
 
 HELP = 'PSNR/SSIM table (vs bicubic) on Set5/Set14/B100/Urban100/Manga109, and a comparison figure'
 
@@ -38,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = inference_options(args)
-    dev = device(args)
+    setup = inference_setup(args)
     figure_images = []
     for item in args.figure:
         if item.count('/') != 1:
@@ -48,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or osp.join('results', f'evaluate_{Path(args.weights).stem}'))
     targets = [out / 'table.md', out / 'table.csv'] + ([out / 'figure.png'] if figure_images else [])
     refuse_existing(targets, args.overwrite)
+    writable_folder(out)
     net, weights = load_network(args)
-    method = 'RT4KSR+' if opts.self_ensemble else 'RT4KSR'
-    result = evaluate_sets(Upscaler(net, opts, dev, CLI_NAMES), Path(args.data), args.sets, method, figure_images,
-                           args.crop, report=print)
+    upscaler = make_upscaler(net, setup)
+    print(f'evaluate x{upscaler.scale}: {weights.describe()}; {upscaler.describe()}')
+    method = 'RT4KSR+' if upscaler.opts.self_ensemble else 'RT4KSR'
+    result = evaluate_sets(upscaler, Path(args.data), args.sets, method, figure_images, args.crop, report=print)
     if figure_images and not result.figure_rows:
         raise RT4KSRError(f'none of {args.figure} was found among the evaluated images')
     markdown = result.markdown(f'x{result.scale}, {weights.source} [{weights.key}]; Y: BT.601, crop border '

@@ -10,9 +10,10 @@ metadata. The file is checked against the PyTorch fp32 model on a random input (
 Needs the optional extra: ``pip install -e ".[export]"``.
 """
 import argparse
+from pathlib import Path
 
-from rt4ksr_arch.cli.common import add_overwrite, add_precision, add_weights, load_network, positive_int, \
-    refuse_existing
+from rt4ksr_arch.cli.common import (add_overwrite, add_precision, add_weights, load_network, positive_int,
+                                    refuse_existing, writable_folder)
 from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.export import TOLERANCE, export_onnx
 
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.half_io and args.precision != 'fp16':
         raise OptionError('--half-io', 'needs --precision fp16')
     refuse_existing([args.output], args.overwrite)
-    net, _ = load_network(args, deploy=True)
+    writable_folder(Path(args.output).parent)
+    net, weights = load_network(args, deploy=True)
+    print(f'export: {weights.describe()}')
     results = export_onnx(net, args.output, args.precision, args.half_io, args.dynamic, args.opset,
                           (args.height, args.width))
     for shape, diff in results:

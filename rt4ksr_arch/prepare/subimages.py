@@ -7,11 +7,10 @@ import functools
 import itertools
 import os
 import struct
-import warnings
 from os import path as osp
 from typing import List, Optional, Tuple
 
-from rt4ksr_arch.data.image_io import list_images
+from rt4ksr_arch.data.image_io import header_size, list_images
 from rt4ksr_arch.errors import PrepareError, RT4KSRError, first_names
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.prepare.common import (ImageOutcome, ImagesFailedError, check_unique_stems, encode_png, read_image,
@@ -52,23 +51,6 @@ def png_size(path: str) -> Optional[Tuple[int, int]]:
         return None
     width, height = struct.unpack('>II', head[16:24])
     return height, width
-
-
-def header_size(path: str) -> Optional[Tuple[int, int]]:
-    """(height, width) from the file header alone (Pillow opens lazily), or None if unsure.
-
-    Lets a rerun skip finished images without decoding them; both Pillow here and
-    ``cv2.IMREAD_UNCHANGED`` report the stored size, ignoring EXIF orientation.
-    """
-    try:
-        from PIL import Image
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            with Image.open(path) as img:
-                width, height = img.size
-        return height, width
-    except Exception:  # any doubt: the caller decodes the image instead
-        return None
 
 
 def _check_existing_crops(out_dir: str, stem: str, count: int, crop_size: int) -> None:
