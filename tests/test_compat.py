@@ -3,9 +3,11 @@ import socket
 import sys
 from collections import Counter
 
+import pytest
 import torch
 
 from rt4ksr_arch import compat
+from rt4ksr_arch.errors import CheckpointError
 from tests.helpers import run_module
 
 
@@ -52,17 +54,41 @@ def test_training_state_with_counter_resumes_on_cpu(tmp_path):
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = MultiStepRestartLR(opt, milestones=[2, 4], gamma=0.5)
     assert isinstance(scheduler.state_dict()['milestones'], Counter)
-    states = tmp_path / 'training_states'
+    states, models = tmp_path / 'training_states', tmp_path / 'models'
     states.mkdir()
+    models.mkdir()
     for it in (5, 40, 300):
         torch.save({'iter': it, 'epoch': 0, 'schedulers': [scheduler.state_dict()], 'optimizers': []},
                    states / f'{it}.state')
+        torch.save({'params': {'w': torch.zeros(1)}}, models / f'net_g_{it}.pth')
     (states / 'notes.txt').write_text('ignored')
-    assert compat.latest_training_state(str(states)) == str(states / '300.state')
+    assert compat.training_states(str(states))[0] == str(states / '300.state')
     opt_dict = {'auto_resume': True, 'name': 'exp', 'network_g': {},
-                'path': {'training_states': str(states), 'models': str(tmp_path / 'models')}}
+                'path': {'training_states': str(states), 'models': str(models)}}
     state = compat.load_resume_state(opt_dict)
     assert state['iter'] == 300 and opt_dict['path']['resume_state'] == str(states / '300.state')
     assert state['schedulers'][0]['milestones'] == Counter([2, 4])
     assert compat.load_resume_state({'auto_resume': True, 'path': {'training_states': str(tmp_path / 'none')}}) \
         is None
+
+
+def test_auto_resume_skips_damaged_states_and_models_naming_them(tmp_path, capsys):
+    states, models = tmp_path / 'training_states', tmp_path / 'models'
+    states.mkdir()
+    models.mkdir()
+    for it in (2, 4, 6):
+        torch.save({'iter': it, 'epoch': 0, 'optimizers': [], 'schedulers': []}, states / f'{it}.state')
+        torch.save({'params': {'w': torch.zeros(1)}}, models / f'net_g_{it}.pth')
+    data = (states / '6.state').read_bytes()
+    (states / '6.state').write_bytes(data[:len(data) // 2])  # killed while writing
+    (models / 'net_g_4.pth').write_bytes(b'')  # a full disk
+    opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(models)}}
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 2 and opt['path']['resume_state'] == str(states / '2.state')
+    err = capsys.readouterr().err
+    assert '6.state is damaged' in err and 'net_g_4.pth' in err
+    opt = {'auto_resume': False, 'name': 'exp', 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(models), 'resume_state': str(states / '6.state')}}
+    with pytest.raises(CheckpointError, match='6.state is damaged.*--auto_resume'):
+        compat.load_resume_state(opt)

@@ -6,11 +6,10 @@ everywhere. User errors (``RT4KSRError``, and ``OSError`` on a user's path) beco
 ``error: …`` line and exit status 2; any other exception is a bug and keeps its traceback.
 """
 import argparse
-import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn, Optional, Sequence, Tuple
+from typing import Callable, Iterable, NoReturn, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -191,11 +190,6 @@ def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
     if existing and not overwrite:
         raise OutputExistsError(f'{", ".join(existing)} already exist(s); pass --overwrite to replace, or choose '
                                 'another output')
-
-
-def quote(*parts: Any) -> str:
-    """A shell command line for the user to copy, every part quoted as the shell needs."""
-    return ' '.join(shlex.quote(str(p)) for p in parts)
 
 
 def run_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

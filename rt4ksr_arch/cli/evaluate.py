@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     upscaler = make_upscaler(net, setup)
     print(f'evaluate x{upscaler.scale}: {weights.describe()}; {upscaler.describe()}')
     method = 'RT4KSR+' if upscaler.opts.self_ensemble else 'RT4KSR'
-    result = evaluate_sets(upscaler, Path(args.data), args.sets, method, figure_images, args.crop, report=print)
+    result = evaluate_sets(upscaler, Path(args.data), args.sets, method, figure_images, args.crop, report=print,
+                           progress=True)
     if figure_images and not result.figure_rows:
         raise RT4KSRError(f'none of {args.figure} was found among the evaluated images')
     markdown = result.markdown(f'x{result.scale}, {weights.source} [{weights.key}]; Y: BT.601, crop border '

@@ -16,6 +16,7 @@ files are reported and skipped, and the exit status is 1 when any failed. Existi
 kept unless ``--overwrite``; OUTPUT must not be the input folder (outputs would become inputs).
 """
 import argparse
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -29,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from rt4ksr_arch.cli.common import (add_inference, add_overwrite, add_weights, inference_setup, load_network,
-                                    make_upscaler, quote, writable_folder)
+                                    make_upscaler, writable_folder)
 from rt4ksr_arch.data.image_io import (IMAGE_EXTENSIONS, ImageReadError, decode_unchanged, encode_image,
                                        exif_orientation, list_images)
 from rt4ksr_arch.errors import OptionError
@@ -138,8 +139,8 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, batch: int) ->
         raise ImageReadError(f'{source} has no decodable frames')
     partial.replace(target)
     print('audio is not copied by OpenCV; to keep it: ' +
-          quote('ffmpeg', '-i', target, '-i', source, '-map', '0:v', '-map', '1:a?', '-c', 'copy',
-                target.with_name(target.stem + '_audio' + target.suffix)))
+          shlex.join(['ffmpeg', '-i', str(target), '-i', str(source), '-map', '0:v', '-map', '1:a?', '-c', 'copy',
+                      str(target.with_name(target.stem + '_audio' + target.suffix))]))
     return frames
 
 

@@ -157,4 +157,3 @@ def encode_image(img: np.ndarray, ext: str) -> Tuple[bytes, List[str]]:
     if not ok:
         raise ImageReadError(f'OpenCV could not encode a {img.dtype} {img.shape} image as {ext}')
     return encoded.tobytes(), notes
-

@@ -15,10 +15,11 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import bgr2ycbcr, tensor2img
-from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_image
+from rt4ksr_arch.data.image_io import ImageReadError, decode_image, is_image_name
 from rt4ksr_arch.evaluation.figure import comparison_row, stack_rows
 from rt4ksr_arch.inference import Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
@@ -102,17 +103,18 @@ def hardest_window(bicubic: np.ndarray, hr: np.ndarray, size: int) -> Tuple[int,
 
 
 def figure_row(hr: np.ndarray, lq: torch.Tensor, outputs: Dict[str, np.ndarray], scale: int, crop: int,
-               method: str) -> np.ndarray:
+               method: str, name: str) -> np.ndarray:
     """LR (nearest) / bicubic / method / HR crops of the window where bicubic errs most.
 
-    ``crop`` is the window side in LR pixels; labels carry each crop's Y-PSNR (dB, no border crop).
+    ``crop`` is the window side in LR pixels; labels carry each crop's Y-PSNR (dB, no border crop),
+    and the LR panel the image ``name`` and the crop's top-left HR pixel (x, y).
     """
     size = min(crop * scale, hr.shape[0], hr.shape[1]) // scale * scale
     top, left = hardest_window(outputs['bicubic'], hr, size)
     top, left = top // scale * scale, left // scale * scale
     window = (slice(top, top + size), slice(left, left + size))
     lr = tensor2img(lq)[top // scale:(top + size) // scale, left // scale:(left + size) // scale]
-    crops = [(lr, 'LR')]
+    crops = [(lr, f'{name} ({left},{top})')]
     for m in ('bicubic', method):
         psnr = calculate_psnr(outputs[m][window], hr[window], 0, test_y_channel=True)
         crops.append((outputs[m][window], f'{m} {psnr:.2f} dB'))
@@ -122,11 +124,12 @@ def figure_row(hr: np.ndarray, lq: torch.Tensor, outputs: Dict[str, np.ndarray],
 
 def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: str = 'RT4KSR',
                   figure_images: Sequence[Tuple[str, str]] = (), crop: int = 48,
-                  report: Callable[[str], None] = lambda _: None) -> Evaluation:
+                  report: Callable[[str], None] = lambda _: None, progress: bool = False) -> Evaluation:
     """Run ``upscaler`` and bicubic over every set of ``sets`` found under ``root``.
 
-    ``figure_images`` are (set, stem) pairs that get a figure row. Missing sets are reported and
-    skipped. Raises ``FileNotFoundError`` when none of ``sets`` exists.
+    ``figure_images`` are (set, stem) pairs that get a figure row. Missing or empty sets are
+    reported and skipped; ``progress`` shows a bar per set. Raises ``FileNotFoundError`` when
+    none of ``sets`` holds images.
     """
     scale = upscaler.scale
     result = Evaluation(scale, method)
@@ -136,9 +139,12 @@ def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: s
         if not hr_dir.is_dir():
             report(f'skipped {name}: {hr_dir} not found (datasets/README.md says how to get it)')
             continue
-        files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in hr_dir.iterdir() if is_image_name(p.name))
+        if not files:
+            report(f'skipped {name}: {hr_dir} holds no images')
+            continue
         totals = {m: dict.fromkeys(METRICS, 0.0) for m in ('bicubic', method)}
-        for hr_path in files:
+        for hr_path in tqdm(files, desc=name, unit='image', leave=False, disable=not progress):
             hr, lq = load_pair(hr_path, hr_dir.parent / 'LR_bicubic' / f'X{scale}', scale)
             outputs = {'bicubic': tensor2img(imresize(lq, float(scale)).clamp(0, 1)),
                        method: tensor2img(upscaler(lq).clamp(0, 1))}
@@ -146,10 +152,10 @@ def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: s
                 for k, v in scores(img, hr, scale).items():
                     totals[m][k] += v / len(files)
             if (name, hr_path.stem) in wanted:
-                result.figure_rows.append(figure_row(hr, lq, outputs, scale, crop, method))
+                result.figure_rows.append(figure_row(hr, lq, outputs, scale, crop, method, f'{name}/{hr_path.stem}'))
         result.means[name] = totals
         report(f'{name} ({len(files)} images): ' + ', '.join(f'{m} {t["psnr_y"]:.2f} dB' for m, t in totals.items()))
     if not result.means:
-        raise FileNotFoundError(f'no benchmark set found under {root} (looked for {", ".join(sets)}); '
+        raise FileNotFoundError(f'no benchmark set with images found under {root} (looked for {", ".join(sets)}); '
                                 'datasets/README.md says how to get them')
     return result

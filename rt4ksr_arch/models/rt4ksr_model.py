@@ -54,7 +54,11 @@ def find_numeric_strings(tree: Any, prefix: str = '') -> List[str]:
 
 
 def validate_options(opt: Dict[str, Any]) -> None:
-    """Fail early, naming the key, on options that would break training later or silently."""
+    """Fail early, naming the keys and the fix, on options that would break training later or silently.
+
+    Run on the parsed options before any folder is made (``rt4ksr_arch.compat``) and again by the
+    model. Raises ``OptionError``.
+    """
     sections = {k: opt.get(k) for k in ('train', 'network_g', 'val')}
     sections['datasets'] = {name: {k: v for k, v in (d or {}).items() if not k.startswith(('dataroot', 'name'))}
                             for name, d in (opt.get('datasets') or {}).items()}
@@ -68,9 +72,47 @@ def validate_options(opt: Dict[str, Any]) -> None:
     network = opt.get('network_g') or {}
     if network.get('type') in ('RT4KSR', 'RT4KSRDeploy'):
         try:
-            RT4KSRConfig.from_dict(network, where='network_g')
+            config = RT4KSRConfig.from_dict(network, where='network_g')
         except OptionError as err:
             raise err.renamed({f: f'network_g.{f}' for f in RT4KSRConfig.__dataclass_fields__}) from None
+        check_consistent(opt, config)
+
+
+def check_consistent(opt: Dict[str, Any], config: RT4KSRConfig) -> None:
+    """Options that are each valid but contradict one another (each would fail hours later, deep in
+    torch or basicsr, or silently do the wrong thing)."""
+    if opt.get('scale') is not None and opt['scale'] != config.upscale:
+        raise OptionError('scale', f'is {opt["scale"]} but network_g.upscale is {config.upscale}: the network '
+                          'would make outputs of another size than the data; set both to the same scale')
+    for name, data in (opt.get('datasets') or {}).items():
+        data = data or {}
+        if data.get('color') == 'y' and config.num_in_ch != 1:
+            raise OptionError(f'datasets.{name}.color', f'is y (1-channel images) but network_g.num_in_ch is '
+                              f'{config.num_in_ch}: set network_g.num_in_ch: 1 and num_out_ch: 1, or remove color')
+        if data.get('prefetch_mode') == 'cuda':
+            if not opt.get('num_gpu'):
+                raise OptionError(f'datasets.{name}.prefetch_mode', 'is cuda but this run has no GPU (num_gpu: '
+                                  f'{opt.get("num_gpu")}): use prefetch_mode: cpu (or ~) on the CPU')
+            if data.get('pin_memory') is not True:
+                raise OptionError(f'datasets.{name}.pin_memory', 'must be true with prefetch_mode: cuda')
+    train = opt.get('train') or {}
+    scheduler = train.get('scheduler') or {}
+    total = train.get('total_iter')
+    if scheduler.get('type') == 'CosineAnnealingRestartLR':
+        periods = list(scheduler.get('periods') or [])
+        weights = list(scheduler.get('restart_weights') or [1])  # basicsr's default
+        if len(weights) != len(periods):
+            raise OptionError('train.scheduler.restart_weights', f'has {len(weights)} entries but periods has '
+                              f'{len(periods)}: give one weight per period')
+        if total is not None and sum(periods) < total:
+            raise OptionError('train.scheduler.periods', f'sum to {sum(periods)}, fewer than train.total_iter '
+                              f'{total}: the scheduler would fail after its last period; make them sum to at least '
+                              f'{total} (e.g. periods: [{total}])')
+    if scheduler.get('type') in ('MultiStepRestartLR', 'MultiStepLR') and 'restarts' in scheduler:
+        restarts, weights = list(scheduler['restarts'] or []), list(scheduler.get('restart_weights') or [1])
+        if len(weights) != len(restarts):
+            raise OptionError('train.scheduler.restart_weights', f'has {len(weights)} entries but restarts has '
+                              f'{len(restarts)}: give one weight per restart')
 
 
 def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict[str, Any]]:
@@ -105,6 +147,7 @@ class RT4KSRModel(SRModel):
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
+        self._validated: set = set()  # (dataset name, iteration) pairs already validated
         super().__init__(opt)
         bare = self.get_bare_model(self.net_g)
         if not opt['is_train'] and type(bare) is RT4KSR:
@@ -312,6 +355,20 @@ class RT4KSRModel(SRModel):
         net = self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
         upscaler = Upscaler(net, self.inference_opts, self.device)
         self.output = upscaler(self.lq, progress=bool(self.opt['val'].get('pbar')))
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """BasicSR's validation, once per iteration and labelled with an iteration that ran.
+
+        basicsr's training loop ends at ``total_iter + 1`` and validates again there: the run's last
+        iteration is validated twice and its best value labelled with an iteration that never ran.
+        """
+        if self.is_train and isinstance(current_iter, int):
+            current_iter = min(current_iter, int(self.opt['train']['total_iter']))
+            key = (dataloader.dataset.opt['name'], current_iter)
+            if key in self._validated:
+                return
+            self._validated.add(key)
+        super().validation(dataloader, current_iter, tb_logger, save_img)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
