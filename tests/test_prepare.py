@@ -388,3 +388,18 @@ def test_bundled_writes_rgb_train_and_val(tmp_path, capsys):
     assert main(['bundled', str(out)]) == 0
     assert {**mtimes(out / 'train'), **mtimes(out / 'val')} == before
     assert '0 written, 8 already present' in capsys.readouterr().out
+
+
+def test_bicubic_writes_the_benchmark_lr_files_matlab_made(tmp_path):
+    hr = tmp_path / 'Set5' / 'HR'
+    shutil.copytree(shared('data', 'Set5', 'HR'), hr)
+    done = run_module('-m', 'rt4ksr_arch', 'prepare', 'bicubic', str(hr), '--scales', '2', '3', '--workers', '1')
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '10 LR files written' in done.stdout
+    for scale in (2, 3):
+        for made in sorted((tmp_path / 'Set5' / 'LR_bicubic' / f'X{scale}').iterdir()):
+            shipped = shared('data', 'Set5', 'LR_bicubic', f'X{scale}', made.name)
+            # the project's MATLAB-exact resize: bit-exact on every shipped LR file (tests/test_bicubic.py)
+            np.testing.assert_array_equal(cv2.imread(str(made)), cv2.imread(str(shipped)), made.name)
+    again = run_module('-m', 'rt4ksr_arch', 'prepare', 'bicubic', str(hr), '--scales', '2', '3', '--workers', '1')
+    assert again.returncode == 0 and '0 LR files written' in again.stdout

@@ -6,6 +6,7 @@
     rt4ksr prepare lmdb FOLDER OUTPUT.lmdb [--meta-info FILE] [--compression 1]
                                        [--batch 5000] [--overwrite] [--workers N]
     rt4ksr prepare bundled OUTPUT_DIR [--compression 3]
+    rt4ksr prepare bicubic HR_DIR [--scales 2 3 4] [--output LR_ROOT] [--workers N]
 
 Inputs are the images directly inside a folder (png/jpg/jpeg/bmp/tif/tiff/webp, any case; hidden
 files and subfolders are ignored). Images are read as stored (``cv2.IMREAD_UNCHANGED``): gray,
@@ -23,7 +24,8 @@ import argparse
 import sys
 
 from rt4ksr_arch.cli.common import add_overwrite, non_negative_int, positive_int
-from rt4ksr_arch.prepare import ImagesFailedError, build_lmdb, extract_subimages, write_bundled, write_meta_info
+from rt4ksr_arch.prepare import (ImagesFailedError, build_lmdb, extract_subimages, write_bicubic_lr, write_bundled,
+                                 write_meta_info)
 
 HELP = 'training data: HR sub-images, meta_info files, LMDBs, the bundled quickstart photos'
 
@@ -54,9 +56,13 @@ def _bundled(args: argparse.Namespace) -> str:
     return write_bundled(args.output_dir, args.compression)
 
 
+def _bicubic(args: argparse.Namespace) -> str:
+    return write_bicubic_lr(args.hr_dir, args.scales, args.output, args.workers, args.compression, progress=True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One subparser per step; each sets ``args.step_run`` to the function that runs it."""
-    sub = parser.add_subparsers(dest='command', required=True, metavar='{subimages,meta-info,lmdb,bundled}')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='{subimages,meta-info,lmdb,bundled,bicubic}')
     workers = dict(type=positive_int, default=None, help='worker processes (default: the CPUs available)')
 
     p = sub.add_parser('subimages', help='crop HR images into overlapping sub-images (BasicSR extract_subimages)')
@@ -92,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument('output_dir', help='folder to fill with train/*.png and val/*.png')
     p.add_argument('--compression', type=png_compression, default=3, help='PNG compression 0..9 (default 3)')
     p.set_defaults(step_run=_bundled)
+
+    p = sub.add_parser('bicubic', help='MATLAB-bicubic LR_bicubic/X<s>/<stem>x<s>.png files for an HR-only set')
+    p.add_argument('hr_dir', help="a set's HR folder, e.g. datasets/Manga109/HR")
+    p.add_argument('--scales', type=positive_int, nargs='+', default=[2, 3, 4], help='scales (default 2 3 4)')
+    p.add_argument('--output', default=None, help='LR root (default: LR_bicubic beside HR_DIR)')
+    p.add_argument('--workers', **workers)
+    p.add_argument('--compression', type=png_compression, default=3, help='PNG compression 0..9 (default 3)')
+    p.set_defaults(step_run=_bicubic)
 
 
 def run(args: argparse.Namespace) -> int:
