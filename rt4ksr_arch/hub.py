@@ -79,7 +79,7 @@ def resolve(source: str, progress: bool = True) -> str:
         raise CheckpointNotFoundError(
             f'cannot download the released weights {source} from {url} ({getattr(err, "reason", err)}). '
             f'Offline: download that file elsewhere, check its SHA-256 is {released.sha256}, and put it at '
-            f'{target} (or pass its path with --weights)') from None
+            f'{target} (or give its path instead of the name)') from None
     digest = sha256_of(partial)
     if digest != released.sha256:
         partial.unlink()

@@ -94,6 +94,21 @@ def test_same_seed_same_samples_any_workers_new_epoch_new_samples(image_dir):
     assert not torch.equal(base, epoch_samples(0, 0, seed=8))
 
 
+def test_cached_images_give_the_same_samples_and_are_decoded_once(image_dir, monkeypatch):
+    import rt4ksr_arch.data.online_bicubic_dataset as module
+    torch.manual_seed(3)
+    plain = build_dataset(make_opt(image_dir))
+    torch.manual_seed(3)
+    cached = build_dataset(make_opt(image_dir, cache_images=True))
+    decoded = []
+    original = module.decode_image
+    monkeypatch.setattr(module, 'decode_image', lambda content, name: decoded.append(name) or original(content, name))
+    for index in list(range(6)) * 2:
+        a, b = plain[index], cached[index]
+        assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])  # the same computation path
+    assert len(decoded) == 12 + 3  # plain decodes for every sample, the cache once per image
+
+
 def test_enlarged_repeats_get_their_own_crops(image_dir):
     torch.manual_seed(0)
     ds = build_dataset(make_opt(image_dir))

@@ -105,7 +105,9 @@ class OnlineBicubicPairedDataset(data.Dataset):
 
     Options: ``dataroot_gt`` (folder or ``.lmdb``), ``meta_info_file``, ``io_backend: {type:
     disk|lmdb}``, ``scale``, ``gt_size`` (train crop), ``use_hflip``, ``use_rot``, ``round_lq``
-    (LR on the 8-bit grid like MATLAB files; default true), ``color: y``, ``phase``.
+    (LR on the 8-bit grid like MATLAB files; default true), ``color: y``, ``phase``,
+    ``cache_images`` (keep every decoded image in memory, per worker: for small sets such as the
+    bundled photos or T91 + BSDS200, where decoding a whole image for each crop dominates).
     Train: random crop of the mod-cropped HR, augmentation, LR from the crop. Val/test: the
     whole mod-cropped HR and its LR. Randomness: see ``sample_generator``. Construction checks
     that every image or LMDB key ``meta_info_file`` lists is there (``gt_paths``); errors in the
@@ -134,6 +136,7 @@ class OnlineBicubicPairedDataset(data.Dataset):
                 raise OptionError('persistent_workers', 'must be off: workers would keep epoch 0 and repeat crops')
         self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
+        self._cache: Optional[Dict[str, np.ndarray]] = {} if opt.get('cache_images') else None
         self.seed = torch.initial_seed()  # basicsr seeds torch with manual_seed + rank before building us
         self.epoch = 0
 
@@ -145,6 +148,8 @@ class OnlineBicubicPairedDataset(data.Dataset):
         return len(self.paths)
 
     def _read(self, path: str) -> np.ndarray:
+        if self._cache is not None and path in self._cache:
+            return self._cache[path]
         if self.file_client is None:
             backend = dict(self.io_backend_opt)
             if backend['type'] == 'lmdb':
@@ -155,7 +160,10 @@ class OnlineBicubicPairedDataset(data.Dataset):
             content = self.file_client.get(path, 'gt')
         except (OSError, TypeError) as err:  # lmdb returns None for a missing key -> TypeError
             raise FileNotFoundError(f'cannot read {name}: {err}') from err
-        return decode_image(content, name)[0]
+        img = decode_image(content, name)[0]
+        if self._cache is not None:
+            self._cache[path] = img
+        return img
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         path = self.paths[index % len(self.paths)]
