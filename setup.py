@@ -17,6 +17,9 @@ def read_requirements() -> list:
 
 
 EXPORT = ['onnx>=1.16', 'onnxruntime>=1.18']  # python -m rt4ksr_arch.export, benchmark --onnx
+SPANDREL = ['spandrel>=0.4']  # rt4ksr_arch.spandrel_support: RT4KSR for ComfyUI and other spandrel users
+DEMO = ['gradio>=6']  # rt4ksr demo (gr.ImageSlider; theme and footer in launch())
+BROWSER = ['playwright>=1.40']  # tests/test_demo.py drives the system's Chromium (no browser download)
 
 setup(
     name='rt4ksr_arch',
@@ -27,7 +30,8 @@ setup(
     packages=find_packages(include=['rt4ksr_arch', 'rt4ksr_arch.*']),
     python_requires='>=3.9',
     install_requires=read_requirements(),
-    extras_require={'test': ['pytest>=7'] + EXPORT, 'export': EXPORT},
+    extras_require={'test': ['pytest>=7'] + EXPORT + SPANDREL + DEMO + BROWSER, 'export': EXPORT, 'spandrel': SPANDREL,
+                    'demo': DEMO},
     entry_points={'console_scripts': ['rt4ksr = rt4ksr_arch.cli.main:main']},
     license='Apache-2.0',
 )

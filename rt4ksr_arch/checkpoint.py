@@ -2,8 +2,9 @@
 
 Formats read: the authors' ``.pth`` (``{'state_dict': {'module.…'}}``), PyTorch-Lightning
 ``.ckpt`` (``{'state_dict': {'model.…'}}``), BasicSR (``{'params': …, 'params_ema': …}``) and
-bare state dicts. Reading is split as spandrel splits it: generic unwrapping
-(``extract_state_dict``) apart from RT4KSR detection (``infer_config``).
+bare state dicts; and ``.safetensors`` (one state dict, the config in the header's metadata; read
+and written with the safetensors library, no pickle). Reading is split as spandrel splits it:
+generic unwrapping (``extract_state_dict``) apart from RT4KSR detection (``infer_config``).
 
 The network a checkpoint holds is described by an ``RT4KSRConfig``: read from the file when this
 project wrote it (``CONFIG_KEY``), else sizes come from tensor shapes, and what shapes cannot tell
@@ -11,6 +12,7 @@ project wrote it (``CONFIG_KEY``), else sizes come from tensor shapes, and what 
 overrides or, failing those, the authors' released configuration, listed in ``Weights.assumed`` so
 that callers can say so. Every ``torch.load`` uses ``weights_only=True``: a checkpoint never runs code.
 """
+import json
 import pickle
 import zipfile
 from dataclasses import dataclass, replace
@@ -18,12 +20,14 @@ from os import path as osp
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
 from rt4ksr_arch.config import CONFIG_KEY, RT4KSRConfig
 from rt4ksr_arch.errors import CheckpointError, CheckpointNotFoundError, OptionError
-from rt4ksr_arch.fileio import atomic_torch_save
+from rt4ksr_arch.fileio import atomic_torch_save, atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED, resolve
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
@@ -36,6 +40,7 @@ _SHAPE_FIELDS = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'upscale')
 # What tensor shapes cannot tell, and the released models' value used when nobody says.
 UNDETECTABLE = ('act_type', 'hf_branch')
 RELEASED_CONFIG = RT4KSRConfig()
+SAFETENSORS_SUFFIX = '.safetensors'  # the file type is told by its name, as spandrel and ComfyUI tell it
 
 StateDict = Dict[str, Tensor]
 
@@ -66,17 +71,27 @@ class Weights:
                 (f'; not loaded (shape differs): {list(self.skipped)}' if self.skipped else ''))
 
 
-def read_checkpoint(path: str) -> Any:
-    """``torch.load`` onto the CPU with ``weights_only=True``, with errors that name the problem.
+def is_safetensors(path: str) -> bool:
+    """Whether ``path`` names a safetensors file (by its suffix, as every safetensors loader decides)."""
+    return str(path).lower().endswith(SAFETENSORS_SUFFIX)
 
+
+def read_checkpoint(path: str) -> Any:
+    """A checkpoint file onto the CPU, without running code, with errors that name the problem.
+
+    ``.safetensors``: ``{'params': tensors, CONFIG_KEY: config dict}`` (the config when the
+    header's metadata holds one). Anything else: ``torch.load`` with ``weights_only=True``.
     Raises ``CheckpointNotFoundError`` (no such file) or ``CheckpointError`` (a folder, a damaged
-    file, or a pickle holding Python objects beyond tensors and containers).
+    file, a tampered safetensors header, or a pickle holding Python objects beyond tensors and
+    containers).
     """
     if not osp.exists(path):
         raise CheckpointNotFoundError(f'checkpoint not found: {path}; check the path, or use a released name '
                                       f'({", ".join(RELEASED)}: downloaded once and cached)')
     if osp.isdir(path):
         raise CheckpointError(f'checkpoint path is a folder, not a file: {path}')
+    if is_safetensors(path):
+        return _read_safetensors(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
@@ -93,6 +108,24 @@ def read_checkpoint(path: str) -> Any:
     raise CheckpointError(f'cannot read {path}: the file is truncated, corrupted or not a PyTorch checkpoint '
                           f'({type(corrupted).__name__} while unpacking it). '
                           'Download or copy it again.') from corrupted
+
+
+def _read_safetensors(path: str) -> Dict[str, Any]:
+    try:
+        with safe_open(path, framework='pt', device='cpu') as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f'cannot read {path}: its safetensors header or data is damaged or was altered '
+                              f'({err}). Download or copy it again.') from err
+    checkpoint: Dict[str, Any] = {'params': tensors}
+    if CONFIG_KEY in metadata:
+        try:
+            checkpoint[CONFIG_KEY] = json.loads(metadata[CONFIG_KEY])
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f'{path}: the {CONFIG_KEY} entry of its safetensors metadata is not valid JSON '
+                                  f'({err}); the header was altered, re-convert the file') from err
+    return checkpoint
 
 
 def _strip_prefixes(key: str) -> str:
@@ -319,5 +352,18 @@ def checkpoint_dict(config: RT4KSRConfig, **state_dicts: Mapping[str, Tensor]) -
 
 
 def save_checkpoint(path: str, config: RT4KSRConfig, **state_dicts: Mapping[str, Tensor]) -> None:
-    """Write ``checkpoint_dict(config, **state_dicts)`` to ``path`` atomically (never half-written)."""
-    atomic_torch_save(checkpoint_dict(config, **state_dicts), path)
+    """Write ``checkpoint_dict(config, **state_dicts)`` to ``path`` atomically (never half-written).
+
+    A ``.safetensors`` path gets the one state dict given (``params=…``) as its tensors and the
+    config as JSON under ``CONFIG_KEY`` in the header's metadata. Raises ``ValueError`` when a
+    safetensors file is asked for with more or fewer than one state dict.
+    """
+    if not is_safetensors(path):
+        atomic_torch_save(checkpoint_dict(config, **state_dicts), path)
+        return
+    if len(state_dicts) != 1:
+        raise ValueError(f'a safetensors file holds one state dict, got {sorted(state_dicts)}')
+    (state_dict, ) = state_dicts.values()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    metadata = {CONFIG_KEY: json.dumps(config.to_dict()), 'format': 'pt'}  # 'format': what transformers expects
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata), fsync=True)
