@@ -5,23 +5,22 @@
 Serves http://127.0.0.1:PORT (this machine only) until Ctrl+C. Choose the weights (their scale),
 tiles and self-ensemble on the page; the time taken and the output size are shown, and the output
 PNG, identical to what ``rt4ksr upscale`` writes, can be downloaded. Without ``--weights`` the
-released weights are used from ``experiments/pretrained_models/rt4ksr_x{2,3}.pth`` when present.
-Needs the optional extra: ``pip install -e ".[demo]"``.
+released x2 and x3 weights are offered (downloaded once). Needs the optional extra:
+``pip install -e ".[demo]"``.
 """
 import argparse
-from pathlib import Path
 
 from rt4ksr_arch.cli.common import add_device, add_precision, device, positive_int
-from rt4ksr_arch.errors import CheckpointNotFoundError, RT4KSRError
+from rt4ksr_arch.errors import RT4KSRError
+from rt4ksr_arch.hub import RELEASED
 
 HELP = 'serve a local browser demo (Gradio): upload an image, compare bicubic and RT4KSR, download the PNG'
-RELEASED = tuple(f'experiments/pretrained_models/rt4ksr_x{s}.pth' for s in (2, 3))  # README, "Evaluate"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--weights', nargs='+', default=None, metavar='W',
-                        help='RT4KSR checkpoints offered on the page (any format; default: the released x2/x3 '
-                        f'weights at {RELEASED[0]} and x3 when present)')
+    parser.add_argument('--weights', nargs='+', default=list(RELEASED), metavar='W',
+                        help='RT4KSR checkpoints or released names offered on the page (default: '
+                        f'{" ".join(RELEASED)})')
     parser.add_argument('--port', type=positive_int, default=7860, help='port on 127.0.0.1 (default 7860)')
     add_device(parser)
     add_precision(parser)
@@ -33,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise RT4KSRError('rt4ksr demo needs Gradio: pip install -e ".[demo]"') from None
     from rt4ksr_arch.demo import DemoSession, build_app, launch
-    weights = args.weights or [w for w in RELEASED if Path(w).is_file()]
-    if not weights:
-        raise CheckpointNotFoundError(f'no weights given and none at {", ".join(RELEASED)}: pass --weights W')
-    session = DemoSession(weights, device(args), args.precision)
+    session = DemoSession(args.weights, device(args), args.precision)
     for label, _ in session.choices():
         print(f'weights: {label}')
     print(f'serving http://127.0.0.1:{args.port} (this machine only); Ctrl+C stops')
