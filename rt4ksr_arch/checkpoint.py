@@ -125,7 +125,25 @@ def _read_safetensors(path: str) -> Dict[str, Any]:
         except json.JSONDecodeError as err:
             raise CheckpointError(f'{path}: the {CONFIG_KEY} entry of its safetensors metadata is not valid JSON '
                                   f'({err}); the header was altered, re-convert the file') from err
+    if CONFIG_KEY in tensors:
+        tensor_config = config_from_tensor(tensors.pop(CONFIG_KEY), path)
+        if checkpoint.setdefault(CONFIG_KEY, tensor_config) != tensor_config:
+            raise CheckpointError(f'{path}: its metadata and its {CONFIG_KEY} tensor hold different network configs; '
+                                  'the file was altered, re-convert it')
     return checkpoint
+
+
+def config_tensor(config: RT4KSRConfig) -> Tensor:
+    """The config as a uint8 tensor of its JSON: state-dict-only loaders (spandrel) pass it on, metadata they drop."""
+    return torch.tensor(list(json.dumps(config.to_dict()).encode()), dtype=torch.uint8)
+
+
+def config_from_tensor(tensor: Tensor, name: str) -> Dict[str, Any]:
+    """The config dict a ``config_tensor`` holds. Raises ``CheckpointError`` for anything else."""
+    try:
+        return json.loads(bytes(tensor.to(torch.uint8).flatten().tolist()).decode())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f'{name}: its {CONFIG_KEY} tensor is not a network config ({err})') from err
 
 
 def _strip_prefixes(key: str) -> str:
@@ -204,6 +222,8 @@ def _stored_config(checkpoint: Any, name: str) -> Optional[RT4KSRConfig]:
     stored = checkpoint.get(CONFIG_KEY) if isinstance(checkpoint, Mapping) else None
     if stored is None:
         return None
+    if isinstance(stored, Tensor):  # a bare state dict from one of our safetensors files (spandrel's route)
+        stored = config_from_tensor(stored, name)
     try:
         return RT4KSRConfig.from_dict(stored, where=f'{name} {CONFIG_KEY}')
     except (OptionError, TypeError) as err:
@@ -220,6 +240,8 @@ def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key
     """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     stored = _stored_config(checkpoint, name)
+    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(CONFIG_KEY), Tensor):
+        checkpoint = {k: v for k, v in checkpoint.items() if k != CONFIG_KEY}
     try:
         state_dict, key = extract_state_dict(checkpoint, param_key)
         form, found = infer_config(state_dict, stored.num_out_ch if stored else overrides.get('num_out_ch'))
@@ -355,7 +377,8 @@ def save_checkpoint(path: str, config: RT4KSRConfig, **state_dicts: Mapping[str,
     """Write ``checkpoint_dict(config, **state_dicts)`` to ``path`` atomically (never half-written).
 
     A ``.safetensors`` path gets the one state dict given (``params=…``) as its tensors and the
-    config as JSON under ``CONFIG_KEY`` in the header's metadata. Raises ``ValueError`` when a
+    config as JSON under ``CONFIG_KEY`` in the header's metadata, and also as a ``config_tensor``
+    under the same key (spandrel, hence ComfyUI, hands architectures the tensors alone). Raises ``ValueError`` when a
     safetensors file is asked for with more or fewer than one state dict.
     """
     if not is_safetensors(path):
@@ -365,5 +388,6 @@ def save_checkpoint(path: str, config: RT4KSRConfig, **state_dicts: Mapping[str,
         raise ValueError(f'a safetensors file holds one state dict, got {sorted(state_dicts)}')
     (state_dict, ) = state_dicts.values()
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    tensors[CONFIG_KEY] = config_tensor(config)
     metadata = {CONFIG_KEY: json.dumps(config.to_dict()), 'format': 'pt'}  # 'format': what transformers expects
     atomic_write_bytes(path, safetensors_bytes(tensors, metadata), fsync=True)

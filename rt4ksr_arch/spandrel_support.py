@@ -11,10 +11,11 @@ Detection and loading are this project's one loader (``weights_from_checkpoint``
 loads it strictly (every key, every shape). The descriptor's model is the fused ``RT4KSRDeploy``
 (train-form weights are fused on load), run in channels_last memory.
 
-Limits of the route, both spandrel's: spandrel hands architectures the bare state dict, so a config
-stored beside it (BasicSR ``rt4ksr_config``, safetensors metadata) does not arrive: activation and
-high-frequency branch are the released ones (GELU, off) unless the tensors show PReLU slopes, and
-the descriptor's tags then say ``assumed …``. And ``ModelLoader.load_from_file`` unpickles ``.pth``
+Limits of the route, both spandrel's: spandrel hands architectures the bare state dict. Our
+safetensors files hold their config as a tensor too (``checkpoint.config_tensor``), so it arrives;
+a config stored beside a ``.pth`` state dict (BasicSR's ``rt4ksr_config``) does not: activation and
+high-frequency branch are then the released ones (GELU, off) unless the tensors show PReLU slopes,
+and the descriptor's tags say ``assumed …``. And ``ModelLoader.load_from_file`` unpickles ``.pth``
 with spandrel's own allow-list, which refuses the authors' released files and Lightning ``.ckpt``
 files as shipped (their scheduler state holds a ``collections.Counter``); convert them once
 (``rt4ksr convert W.pth W.safetensors``) or pass ``torch.load(W, weights_only=True)`` to

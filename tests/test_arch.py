@@ -94,7 +94,8 @@ def test_hf_branch_disabled_skips_hfb_and_gamma():
 
 def test_dormant_branch_is_frozen_only_when_disabled():
     dormant = {n for n, p in RT4KSR().named_parameters() if not p.requires_grad}
-    assert dormant == {'gamma'} | {f'hfb.0.{c}_conv.{t}' for c in ('expand', 'fea', 'reduce') for t in ('weight', 'bias')}
+    resblock = {f'hfb.0.{c}_conv.{t}' for c in ('expand', 'fea', 'reduce') for t in ('weight', 'bias')}
+    assert dormant == {'gamma'} | resblock
     assert all(p.requires_grad for p in RT4KSR(hf_branch=True).parameters())
     assert {n for n, p in reparameterize(RT4KSR()).named_parameters() if not p.requires_grad} == {
         'gamma', 'hfb.0.rep_conv.weight', 'hfb.0.rep_conv.bias'}

@@ -84,7 +84,8 @@ def test_converted_deploy_checkpoint_through_yaml_saves_images(tmp_path):
     del opt['val']['suffix']  # basicsr 1.4.2 raised KeyError without it
     options.write_text(yaml.safe_dump(opt, sort_keys=False))
     assert_expected(run_test(options), 2)
-    saved = tmp_path / 'results' / 'visualization' / 'Set5' / 'babyx2_RT4KSR_x2_official.png'  # BasicSR names outputs by the LR file
+    # BasicSR names outputs by the LR file
+    saved = tmp_path / 'results' / 'visualization' / 'Set5' / 'babyx2_RT4KSR_x2_official.png'
     hr = cv2.imread(str(SHARED / 'data' / 'Set5' / 'HR' / 'baby.png'))
     assert cv2.imread(str(saved)).shape == hr.shape
     assert len(list((tmp_path / 'results' / 'visualization' / 'B100').glob('*.png'))) == 100

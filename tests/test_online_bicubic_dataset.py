@@ -63,8 +63,8 @@ def test_train_samples_are_augmented_crops_and_their_bicubic(image_dir):
         variants = [np.rot90(patch, k) for k in range(4)] + [np.rot90(patch[:, ::-1], k) for k in range(4)]
         src = originals[index % 3]
         found = any(
-            np.array_equal(src[t:t + 16, l:l + 16], v) for v in variants for t in range(src.shape[0] - 15)
-            for l in range(src.shape[1] - 15))
+            np.array_equal(src[t:t + 16, c:c + 16], v) for v in variants for t in range(src.shape[0] - 15)
+            for c in range(src.shape[1] - 15))
         assert found
         # lq is the bicubic of gt, checked against basicsr's independent MATLAB port (float mode)
         ref = basicsr_imresize(patch.astype(np.float64), 0.5)

@@ -72,7 +72,8 @@ def test_pth_to_safetensors_to_network_keeps_outputs_and_config(tmp_path, capsys
         assert json.loads(f.metadata()[CONFIG_KEY]) == TRAINED.to_dict()
     tensors = load_file(str(target))
     expected_keys = (RT4KSRDeploy if deploy else RT4KSR).from_config(TRAINED).state_dict().keys()
-    assert set(tensors) == set(expected_keys)
+    assert set(tensors) == set(expected_keys) | {CONFIG_KEY}  # the config also as a tensor, for spandrel
+    assert json.loads(bytes(tensors.pop(CONFIG_KEY).tolist())) == TRAINED.to_dict()
     if not deploy:
         assert all(torch.equal(tensors[k], v) for k, v in reference.state_dict().items())
 
@@ -123,8 +124,9 @@ def test_tampered_files_are_clear_errors(tmp_path, trained):
         'header json': (lambda h: '[' + h[1:], 'damaged or was altered'),
         'config json': (lambda h: h.replace(config_text, config_text[:-3]), 'metadata is not valid JSON'),
         'config contradicts tensors': (lambda h: h.replace('\\"num_block\\": 2', '\\"num_block\\": 3'),
-                                       r'stored config does not fit its tensors \(num_block 2 \(tensors\) vs 3'),
-        'config invalid': (lambda h: h.replace('\\"relu\\"', '\\"swish\\"'), 'stored network config is invalid'),
+                                       'metadata and its rt4ksr_config tensor hold different network configs'),
+        'config invalid': (lambda h: h.replace('\\"relu\\"', '\\"swish\\"'),
+                           'metadata and its rt4ksr_config tensor hold different network configs'),
     }
     for name, (edit, message) in cases.items():
         path = with_header(good, tmp_path / f'{name.replace(" ", "_")}.safetensors', edit)

@@ -77,11 +77,19 @@ def test_released_and_lightning_files_load_as_comfyui_reads_them(file):
     same_output(descriptor, path)
 
 
-def test_a_stored_config_that_spandrel_drops_is_flagged_as_assumed(tmp_path):
-    # spandrel hands architectures the bare state dict, so a stored act_type cannot arrive; the tag says so
-    config = RT4KSRConfig(act_type='relu')
-    save_checkpoint(str(tmp_path / 'relu.safetensors'), config, params=RT4KSR.from_config(config).state_dict())
+def test_our_safetensors_carry_their_config_through_spandrel_and_basicsr_files_are_flagged(tmp_path):
+    config = RT4KSRConfig(act_type='relu', hf_branch=True, num_feat=16)
+    net = randomize_(RT4KSR.from_config(config), seed=4).eval()
+    save_checkpoint(str(tmp_path / 'relu.safetensors'), config, params=net.state_dict())
     descriptor = spandrel.ModelLoader().load_from_file(tmp_path / 'relu.safetensors')
+    assert 'relu' in descriptor.tags and 'hf branch' in descriptor.tags
+    assert not any('assumed' in tag for tag in descriptor.tags)
+    x = torch.rand(1, 3, 18, 22, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (descriptor.model(x) - net(x)).abs().max() <= 1e-5
+    # a BasicSR .pth keeps its config beside params, which spandrel's unwrapping drops: the tag says so
+    save_checkpoint(str(tmp_path / 'relu.pth'), config, params=net.state_dict())
+    descriptor = spandrel.ModelLoader().load_from_file(tmp_path / 'relu.pth')
     assert 'assumed act_type=gelu, hf_branch=False' in descriptor.tags
 
 
