@@ -7,6 +7,10 @@ the network works, and memory stays bounded by the queue depth. Frames are batch
 memory, non-blocking, on its own stream, so it overlaps the previous batch's compute; the
 device->host copy of the result is non-blocking into pinned memory too.
 
+All torch work (conversion to [0, 1], the network, rounding back to 8/16 bit) stays on the
+calling thread; the decode and encode threads only run FFmpeg (decoder, swscale, encoder,
+muxer), which releases the GIL.
+
 Audio and subtitle packets travel with the frames in file order, so the muxer interleaves them
 without holding the whole soundtrack. An exception or Ctrl-C in any stage stops all three and
 the sink removes its partial output.
@@ -35,7 +39,7 @@ class PipelineStats:
 
     frames: int = 0
     seconds: float = 0.0  # wall time, first decode to last encode
-    network_seconds: float = 0.0  # time spent in the network (batches, incl. host<->device copies)
+    network_seconds: float = 0.0  # network thread: batches through the network, host<->device, rounding
     latencies_ms: List[float] = field(default_factory=list)
     deadline_misses: Optional[int] = None  # with a target frame rate
 
@@ -170,8 +174,7 @@ def run_pipeline(items: Iterable[Union[DecodedFrame, av.Packet]], network: Calla
             packets, frames, arrays = item
             for packet in packets:
                 sink.write_packet(packet)
-            host = transfer.to_host(arrays, peak, dtype) if isinstance(arrays, Tensor) else arrays
-            for frame, array in zip(frames, host):
+            for frame, array in zip(frames, arrays):
                 sink.write_frame(array, frame.pts)
                 now = time.perf_counter()
                 done_at.append(now)
@@ -196,9 +199,8 @@ def run_pipeline(items: Iterable[Union[DecodedFrame, av.Packet]], network: Calla
                 (frames if isinstance(item, DecodedFrame) else packets).append(item)
             if frames:
                 began = time.perf_counter()
-                sr = network(transfer.to_device([f.array for f in frames], peak))
-                if device.type == 'cuda':
-                    torch.cuda.synchronize(device)
+                # quantized here, not in the encode thread: torch ops stay on one thread
+                sr = transfer.to_host(network(transfer.to_device([f.array for f in frames], peak)), peak, dtype)
                 stats.network_seconds += time.perf_counter() - began
                 stats.frames += len(frames)
             if (frames or packets) and not _put(upscaled, (packets, frames, sr if frames else []), stop,

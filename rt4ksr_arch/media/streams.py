@@ -126,7 +126,10 @@ class VideoFileSource:
                         if matrix is not None:
                             self.info.display_matrix = np.frombuffer(bytes(matrix), np.int32).tolist()
                     pts = frame.pts if frame.pts is not None else int(round(index * step))
-                    yield DecodedFrame(index, frame.to_ndarray(format=rgb), pts, time.perf_counter())
+                    # one swscale thread (here and in the sink): the network already has the cores, and
+                    # threaded swscale (FFmpeg 8.1) sporadically wrote a few wrong pixels in rgb48le <->
+                    # yuv420p10le conversions of small frames in our tests
+                    yield DecodedFrame(index, frame.to_ndarray(format=rgb, threads=1), pts, time.perf_counter())
                     index += 1
         except av.FFmpegError as err:
             raise ImageReadError(f'{self.path}: decoding failed at frame {index}: {err}') from None
@@ -254,7 +257,7 @@ class VideoFileSink:
         frame = frame.reformat(format=self.encoder.pix_fmt,
                                dst_colorspace=color.get('colorspace') if color.get('colorspace', UNSPECIFIED) !=
                                UNSPECIFIED else None,
-                               dst_color_range=color.get('color_range') or MPEG_RANGE)
+                               dst_color_range=color.get('color_range') or MPEG_RANGE, threads=1)
         frame.pts, frame.time_base = pts, self.info.time_base
         return frame
 
