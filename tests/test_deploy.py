@@ -70,7 +70,7 @@ def onnx_output(onnxruntime, path: Path, x: np.ndarray) -> np.ndarray:
 def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp_path, trained, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2.onnx'
-    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--dynamic')
+    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--no-clamp')
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(re.findall(r'max abs diff vs torch fp32 (\S+)', done.stdout)) == 2
     for shape in [(1, 3, 24, 36), (3, 3, 17, 30)]:
@@ -87,9 +87,8 @@ def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp
 def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2_fp16.onnx'
-    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--precision', 'fp16', '--height', '20',
-                      '--width', '28',
-                      *(['--half-io'] if half_io else []))
+    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--precision', 'fp16', '--static',
+                      '--height', '20', '--width', '28', '--no-clamp', *(['--half-io'] if half_io else []))
     assert done.returncode == 0, done.stderr[-3000:]
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(4))
     got = onnx_output(onnxruntime, out, x.half().numpy() if half_io else x.numpy())
