@@ -102,10 +102,13 @@ def test_benchmark_cli_prints_both_rows_and_the_ratio(tmp_path, trained):
     done = run_module('-m', 'rt4ksr_arch', 'benchmark', '--input', '32x48', '--device', 'cpu', '--warmup', '1',
                       '--runs', '2', '--weights', str(weights))
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = re.findall(r'^(ours|official-style).*?\s([\d.]+)\s+([\d.]+)\s+(\d+)$', done.stdout, re.M)
+    rows = re.findall(r'^(ours|official-style).*?\s([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$', done.stdout,
+                      re.M)
     assert [r[0] for r in rows] == ['ours', 'official-style']
     ratio = float(re.search(r'speed-up vs official-style: ([\d.]+)x', done.stdout).group(1))
     assert ratio == pytest.approx(float(rows[1][1]) / float(rows[0][1]), rel=0.01, abs=0.005)  # printed to 2 decimals
+    assert 'NTIRE 2023 protocol: warm-up 1, 2 runs, perf_counter per run' in done.stdout
+    assert 'throughput (one timer around all runs)' in done.stdout
     bad = run_module('-m', 'rt4ksr_arch', 'benchmark', '--input', 'huge', '--device', 'cpu')
     assert bad.returncode == 2 and '1080p, 720p, 4k or HxW' in bad.stderr
 
