@@ -50,11 +50,10 @@ def main() -> int:
                         dev)
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
     print(f'{name}; load average before: {os.getloadavg()}')
-    upscale_video(upscaler, clip, work / 'warmup.mp4', VideoOptions(batch=args.batch, codec=args.codec,
-                                                                     preset=args.preset), progress=False,
-                  report=lambda _: None)  # warm-up run: allocator, kernels, encoder start
-    stats, info = upscale_video(upscaler, clip, work / 'out.mp4', VideoOptions(batch=args.batch, codec=args.codec,
-                                                                               preset=args.preset), progress=False)
+    options = VideoOptions(batch=args.batch, codec=args.codec, preset=args.preset)
+    # a warm-up pass first: allocator, kernels, encoder start
+    upscale_video(upscaler, clip, work / 'warmup.mp4', options, progress=False, report=lambda _: None)
+    stats, info = upscale_video(upscaler, clip, work / 'out.mp4', options, progress=False)
     network_fps, frames = network_only_fps(upscaler, clip, args.batch)
     print(f'{info.width}x{info.height} -> {info.width * upscaler.scale}x{info.height * upscaler.scale}, {frames} '
           f'frames, batch {args.batch}, {args.precision}, tile {args.tile}')

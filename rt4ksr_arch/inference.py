@@ -204,7 +204,8 @@ class Upscaler:
         pad = opts.tile_pad if opts.tile_pad is not None else self.network.receptive_radius
         if window:
             if min(lq.shape[-2:]) < window:
-                raise OptionError(self.option_names.get('tile_size', 'tile_size'), f'must fit: the network runs one static {window}x{window} LR window; a '
+                raise OptionError(self.option_names.get('tile_size', 'tile_size'),
+                                  f'must fit: the network runs one static {window}x{window} LR window; a '
                                   f'{lq.shape[-1]}x{lq.shape[-2]} input needs a smaller tile or the torch backend')
             opts = replace(opts, tile_size=window - 2 * round_up(pad, 2))
         if not opts.tile_size:

@@ -53,8 +53,8 @@ def write_clip(path: Path, frames: list, codec: str = 'libx264', pix_fmt: str = 
         subs.metadata['language'] = 'eng'
     rgb = 'rgb48le' if frames[0].dtype == np.uint16 else 'rgb24'
     for pts, array in zip(VFR_PTS, frames):
-        frame = av.VideoFrame.from_ndarray(array, format=rgb).reformat(format=pix_fmt, dst_colorspace=1,
-                                                                         dst_color_range=1, threads=1)
+        frame = av.VideoFrame.from_ndarray(array, format=rgb)
+        frame = frame.reformat(format=pix_fmt, dst_colorspace=1, dst_color_range=1, threads=1)
         frame.pts, frame.time_base = pts, TB
         out.mux(video.encode(frame))
     out.mux(video.encode(None))

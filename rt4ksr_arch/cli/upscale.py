@@ -20,23 +20,22 @@ a video as a folder of PNG frames; OUTPUT ``-`` writes raw RGB to stdout for a l
 import argparse
 import sys
 import time
-from pathlib import Path
-from typing import List
-
 from fractions import Fraction
 from functools import partial
+from pathlib import Path
+from typing import List
 
 import cv2
 
 from rt4ksr_arch.backends import BACKENDS, build_backend
 from rt4ksr_arch.cli.common import (CLI_NAMES, add_inference, add_overwrite, add_weights, device, inference_options,
-                                    load_network, positive_int)
+                                    load_network)
 from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, ImageReadError, decode_unchanged, list_images
 from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.inference import Upscaler
-from rt4ksr_arch.media import PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source, pick_realtime, \
-    upscale_video
+from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source, pick_realtime,
+                               upscale_video)
 
 HELP = 'upscale an image, a folder of images or a video'
 
@@ -54,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='h264 (default, plays everywhere), h265, av1, ffv1 (lossless) or an FFmpeg encoder name '
                        '(libx264, h264_nvenc, ...); on CUDA the NVENC encoder is tried first')
     video.add_argument('--crf', type=int, default=None, help='constant quality (lower is better; default per codec)')
-    video.add_argument('--preset', default=None, help='encoder speed preset (default: veryfast for x264/x265, p4 NVENC)')
+    video.add_argument('--preset', default=None,
+                       help='encoder speed preset (default: veryfast for x264/x265, p4 for NVENC)')
     video.add_argument('--pix-fmt', default=None,
                        help='encoder pixel format (default yuv420p, yuv420p10le for 10-bit sources)')
     video.add_argument('--frames', action='store_true', help='write a video as a folder of PNG frames')

@@ -7,9 +7,8 @@ OpenCV stays for still images (``rt4ksr_arch.data.image_io``); everything that m
 from rt4ksr_arch.media.codecs import EncoderChoice, choose_encoder
 from rt4ksr_arch.media.pipeline import PipelineStats, run_pipeline
 from rt4ksr_arch.media.realtime import RealtimeChoice, pick_realtime
-from rt4ksr_arch.media.streams import (VIDEO_EXTENSIONS, DecodedFrame, FrameFolderSink, FrameFolderSource,
-                                       RawPipeSink, VideoFileSink, VideoFileSource, VideoInfo, is_video_name,
-                                       viewer_command)
+from rt4ksr_arch.media.streams import (VIDEO_EXTENSIONS, DecodedFrame, FrameFolderSink, FrameFolderSource, RawPipeSink,
+                                       VideoFileSink, VideoFileSource, VideoInfo, is_video_name, viewer_command)
 from rt4ksr_arch.media.video import PIPE, VideoOptions, network_only_fps, open_source, upscale_video
 
 __all__ = ['EncoderChoice', 'choose_encoder', 'PipelineStats', 'run_pipeline', 'RealtimeChoice', 'pick_realtime',

@@ -43,7 +43,10 @@ class Degradation:
 
 
 def parse_degradation(spec: str) -> Degradation:
-    """``bicubic`` | ``ntire23`` | ``jpeg:Q`` (Q in 1..100) -> ``Degradation``; ``OptionError('degradation', …)`` else."""
+    """``bicubic`` | ``ntire23`` | ``jpeg:Q`` (Q in 1..100) -> ``Degradation``.
+
+    Raises ``OptionError('degradation', …)`` for anything else.
+    """
     kind, _, arg = spec.strip().lower().partition(':')
     if kind == 'bicubic' and not arg:
         return Degradation('bicubic')
@@ -72,7 +75,7 @@ def jpeg(img: Tensor, quality: int) -> Tensor:
 
 
 def crop_hr(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
-    """The HR the LR is made from and scored against: [..., H, W] centre-cropped (ntire23) and mod-cropped to ``scale``."""
+    """The HR the LR is made from and scored against: [..., H, W] centre-cropped (ntire23), mod-cropped to ``scale``."""
     height, width = hr.shape[-2:]
     if degradation.crop:
         crop_h, crop_w = min(height, degradation.crop[0]), min(width, degradation.crop[1])
