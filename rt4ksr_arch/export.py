@@ -100,6 +100,8 @@ def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: b
             # about is always true while exporting, and the tracer records the pad sizes themselves
             warnings.simplefilter('ignore', DeprecationWarning)
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            # the hf branch's reflect pad slices with negative steps, which the exporter cannot fold
+            warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
             torch.onnx.export(graph, (example, ), partial, input_names=['lq'], output_names=['sr'],
                               opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
         model = onnx.load(partial)
