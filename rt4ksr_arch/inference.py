@@ -61,6 +61,9 @@ class InferenceOptions:
             _check_int('tile_size', self.tile_size, 1)
         if self.tile_pad is not None:
             _check_int('tile_pad', self.tile_pad, 0)
+            if self.tile_size is None:
+                raise OptionError('tile_pad', 'needs tile_size (it is the context of each tile; without tiles there '
+                                  'is nothing to pad)')
         _check_int('tile_batch', self.tile_batch, 1)
         if self.precision not in PRECISIONS:
             raise OptionError('precision', f'must be one of {", ".join(PRECISIONS)}, got {self.precision!r}')

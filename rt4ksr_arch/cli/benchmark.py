@@ -54,10 +54,11 @@ def parse_size(text: str) -> tuple:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--scale', type=int, default=2, choices=[2, 3, 4], help='scale of random weights (default 2)')
+    parser.add_argument('--scale', type=int, default=None, choices=[2, 3, 4],
+                        help='scale of random weights (default 2); with --weights it must be theirs')
     parser.add_argument('--input', type=parse_size, default='1080p', help='LR size: 1080p, 720p, 4k or HxW')
-    add_inference(parser, tiles=False, ensemble=False)
-    parser.set_defaults(batch=1, precision=None)  # None: fp16 on the GPU (the challenge's), fp32 on the CPU
+    add_inference(parser, tiles=False, ensemble=False, batch_default=1, precision_default=None,
+                  precision_text='fp16 on a GPU, as the NTIRE 2023 protocol; fp32 on a CPU')
     parser.add_argument('--warmup', type=non_negative_int, default=None, help='untimed runs (default 50 GPU, 2 CPU)')
     parser.add_argument('--runs', type=positive_int, default=None, help='timed runs (default 244 GPU, 5 CPU)')
     add_weights(parser, required=False)
@@ -70,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--score-sets', nargs='+', default=['Set5', 'Set14', 'B100'], help='sets for the score')
 
 
-def onnx_runner(path: str, x: Tensor) -> Callable[[], object]:
-    """A call of onnxruntime on ``x`` (CUDA provider when available)."""
+def onnx_runner(path: str, x: Tensor, scale: int) -> Callable[[], object]:
+    """A call of onnxruntime on ``x`` (CUDA provider when available); the file must be a x``scale`` model."""
     try:
         import onnxruntime
     except ImportError:
@@ -79,6 +80,10 @@ def onnx_runner(path: str, x: Tensor) -> Callable[[], object]:
     providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
                  if p in onnxruntime.get_available_providers()]
     session = onnxruntime.InferenceSession(path, providers=providers)
+    stored = session.get_modelmeta().custom_metadata_map.get('scale')
+    if stored is not None and int(stored) != scale:
+        raise RT4KSRError(f'--onnx {path} is a x{stored} model, the other rows time x{scale}: give the ONNX file '
+                          'exported from the same weights')
     name = session.get_inputs()[0].name
     array = x.cpu().half().numpy() if session.get_inputs()[0].type == 'tensor(float16)' else x.cpu().float().numpy()
     return partial(session.run, None, {name: array})
@@ -95,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == 'fp16' and not on_gpu:
         print('note: fp16 convolutions on the CPU are slow; fp32 (exact) or bf16 are the CPU choices')
     if args.weights:
-        net, weights = load_network(args, deploy=False)
+        net, weights = load_network(args, deploy=False, scale=args.scale)
         print(f'benchmark: {weights.describe()}')
     else:
-        net = RT4KSR(upscale=args.scale)
+        net = RT4KSR(upscale=args.scale or 2)
     if not isinstance(net, RT4KSR):
         raise RT4KSRError(f'{args.weights} holds fused weights; the official-style baseline needs train-form weights')
     net = net.to(dev).eval()
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         upscaler = Upscaler(build_backend(args.backend, net, opts, dev, print), opts, dev, CLI_NAMES)
         rows.append(measure(f'{args.backend} (exact static windows)', partial(upscaler, x)))
     if args.onnx:
-        rows.append(measure(f'onnxruntime ({args.onnx})', onnx_runner(args.onnx, x)))
+        rows.append(measure(f'onnxruntime ({args.onnx})', onnx_runner(args.onnx, x, net.upscale)))
 
     name = torch.cuda.get_device_name(dev) if on_gpu else f'CPU, {torch.get_num_threads()} threads'
     scale = net.upscale

@@ -20,6 +20,7 @@ import cv2
 
 from rt4ksr_arch.cli.common import (add_inference, add_overwrite, add_weights, inference_setup, load_network,
                                     make_upscaler, positive_int, refuse_existing, writable_folder)
+from rt4ksr_arch.data.image_io import is_image_name
 from rt4ksr_arch.errors import OptionError, RT4KSRError
 from rt4ksr_arch.evaluation import SETS, evaluate_sets
 from rt4ksr_arch.fileio import atomic_write_bytes
@@ -51,15 +52,22 @@ def run(args: argparse.Namespace) -> int:
         raise err.renamed({'degradation': '--degradation'}) from None
     border = 0 if degradation.kind == 'ntire23' else None
     figure_images = []
-    for item in args.figure:
+    for item in args.figure:  # checked now: a typo must not cost a whole evaluation
         if item.count('/') != 1:
             raise RT4KSRError(f'--figure {item!r}: expected SET/STEM, e.g. Set5/butterfly')
-        figure_images.append(tuple(item.split('/')))
+        name, stem = item.split('/')
+        hr_dir = Path(args.data) / name / 'HR'
+        if name not in args.sets or not any(is_image_name(p.name) and p.stem == stem for p in hr_dir.glob(f'{stem}.*')):
+            raise RT4KSRError(f'--figure {item}: no image {stem} in {hr_dir} among --sets {" ".join(args.sets)}')
+        figure_images.append((name, stem))
     out = Path(args.out or osp.join('results', f'evaluate_{Path(args.weights).stem}'))
     targets = [out / 'table.md', out / 'table.csv'] + ([out / 'figure.png'] if figure_images else [])
     refuse_existing(targets, args.overwrite)
-    writable_folder(out)
     net, weights = load_network(args)
+    if (net.num_in_ch, net.num_out_ch) != (3, 3):
+        raise RT4KSRError(f'{weights.source} maps {net.num_in_ch} to {net.num_out_ch} channels; the benchmark sets '
+                          'are RGB and their metrics need a 3->3 network')
+    writable_folder(out)
     upscaler = make_upscaler(net, setup)
     print(f'evaluate x{upscaler.scale}: {weights.describe()}; {upscaler.describe()}; LR: {degradation.name}')
     method = 'RT4KSR+' if upscaler.opts.self_ensemble else 'RT4KSR'

@@ -169,6 +169,18 @@ def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, lo
     return Upscaler(net, choice.options, dev, CLI_NAMES)
 
 
+def check_targets(jobs: Sequence[Job], frames: bool) -> None:
+    """Refuse, before any work, an OUTPUT name whose format cannot hold what the input is."""
+    for job in jobs:
+        suffix = job.target.suffix.lower()
+        if job.is_video and not frames and str(job.target) != PIPE and not is_video_name(job.target):
+            raise OptionError('OUTPUT', f'{job.target}: a video needs a video name ({", ".join(VIDEO_EXTENSIONS)}), '
+                              'or --frames for a folder of PNG frames')
+        if not job.is_video and suffix not in IMAGE_EXTENSIONS:
+            raise OptionError('OUTPUT', f'{job.target}: an image is written as one of {", ".join(IMAGE_EXTENSIONS)}; '
+                              'name it so, or give a folder')
+
+
 def collect_inputs(source: Path) -> List[Path]:
     if source.is_dir():
         return [Path(p) for p in list_images(str(source), IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
@@ -205,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         upscaler = Upscaler(build_backend(args.backend, net, opts, dev, log), opts, dev, CLI_NAMES)
     jobs = plan_jobs(sources, output, single, args.suffix if args.suffix is not None else f'x{upscaler.scale}',
                      args.ext, args.frames, sequence)
+    check_targets(jobs, args.frames)
     if not piped:
         for folder in sorted({job.target.parent for job in jobs}):
             writable_folder(folder)
