@@ -278,7 +278,10 @@ def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key
 def read_weights(source: str, param_key: Optional[str] = None,
                  overrides: Optional[Mapping[str, Any]] = None) -> Weights:
     """``Weights`` of a checkpoint file, or of a released name (``rt4ksr_x2``: downloaded once and
-    cached, see ``rt4ksr_arch.hub``); see ``weights_from_checkpoint``."""
+    cached, see ``rt4ksr_arch.hub``; its network is known, so nothing is assumed); see
+    ``weights_from_checkpoint``."""
+    if source in RELEASED:
+        overrides = {**{k: getattr(RELEASED_CONFIG, k) for k in UNDETECTABLE}, **(overrides or {})}
     path = resolve(source)
     return weights_from_checkpoint(read_checkpoint(path), path, param_key, overrides)
 
