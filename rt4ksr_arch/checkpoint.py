@@ -281,7 +281,8 @@ def read_weights(source: str, param_key: Optional[str] = None,
     cached, see ``rt4ksr_arch.hub``; its network is known, so nothing is assumed); see
     ``weights_from_checkpoint``."""
     if source in RELEASED:
-        overrides = {**{k: getattr(RELEASED_CONFIG, k) for k in UNDETECTABLE}, **(overrides or {})}
+        stated = {k: v for k, v in (overrides or {}).items() if v is not None}
+        overrides = {**{k: getattr(RELEASED_CONFIG, k) for k in UNDETECTABLE}, **stated}
     path = resolve(source)
     return weights_from_checkpoint(read_checkpoint(path), path, param_key, overrides)
 
