@@ -48,7 +48,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from rt4ksr_arch.errors import CheckpointError, DatasetError, RT4KSRError
+from rt4ksr_arch.errors import CheckpointError, DatasetError, OptionError, RT4KSRError
 
 _APPLIED = False
 _DEFAULT_TIMEOUT_MINUTES = 120  # rank 0 validates alone while the others wait in a collective
@@ -123,6 +123,7 @@ def _wrap_parse_options(original: Callable) -> Callable:
             _pending_dist_params.clear()
             _pending_dist_params.update(dict(raw.get('dist_params') or {}))
             user_paths = dict(raw.get('path') or {})
+            check_dataset_scales(raw)
         opt, args = original(root_path, is_train)
         if isinstance(opt.get('val'), dict):
             opt['val'].setdefault('suffix', None)
@@ -157,6 +158,17 @@ def check_before_start(opt: Dict[str, Any]) -> None:
         validate_options(opt)
 
 
+def check_dataset_scales(raw: Dict[str, Any]) -> None:
+    """basicsr overwrites each dataset's ``scale`` with the top-level one: a different dataset scale was
+    silently ignored. Raises ``OptionError`` naming both."""
+    for name, data in (raw.get('datasets') or {}).items():
+        scale = (data or {}).get('scale')
+        if scale is not None and scale != raw.get('scale'):
+            raise OptionError(f'datasets.{name}.scale', f'is {scale} but the top-level scale is {raw.get("scale")}, '
+                              'which every dataset uses: set the top-level scale (and network_g.upscale) and remove '
+                              'the dataset\'s')
+
+
 def _honour_user_roots(opt: Dict[str, Any], user_paths: Dict[str, Any], is_train: bool) -> None:
     paths = opt['path']
     if is_train and user_paths.get('experiments_root'):
@@ -188,9 +200,7 @@ def load_training_state(path: str) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # truncated zip, pickle error, empty file: all mean "damaged"
-        raise CheckpointError(f'training state {path} is damaged ({type(err).__name__}: {err}); point '
-                              'path.resume_state at an intact one, or use --auto_resume to take the newest intact '
-                              'state') from None
+        raise CheckpointError(f'training state {path} is damaged ({type(err).__name__}: {err})') from None
     if not isinstance(state, dict) or 'iter' not in state or 'epoch' not in state:
         raise CheckpointError(f'{path} is not a training state (no iter/epoch inside)')
     return state
@@ -200,17 +210,27 @@ def _intact_resume_state(opt: Dict[str, Any]) -> Tuple[Optional[str], Optional[D
     """Fix 10: the newest state whose file and saved networks all load, warning about damaged ones."""
     from rt4ksr_arch.checkpoint import read_checkpoint
     networks = [key[len('network_'):] for key in opt if key.startswith('network_')]
-    for path in training_states(opt['path']['training_states']):
+    states = training_states(opt['path']['training_states'])
+    for path in states:
         try:
             state = load_training_state(path)
             for net in networks:
                 read_checkpoint(osp.join(opt['path']['models'], f'net_{net}_{state["iter"]}.pth'))
         except RT4KSRError as err:
-            _pending_log.append(f'Skipping a damaged checkpoint for --auto_resume: {err}')
-            print(f'warning: {_pending_log[-1]}', file=sys.stderr)
+            _warn_before_log(f'--auto_resume skips a damaged checkpoint: {err}')
             continue
         return path, state
+    if states:
+        _warn_before_log(f'--auto_resume found no intact training state in {opt["path"]["training_states"]}: '
+                         'training starts again from iteration 0, and the old experiment folder is archived '
+                         '(renamed with _archived_ and a time stamp) with its damaged files')
     return None, None
+
+
+def _warn_before_log(message: str) -> None:
+    """Print a warning now and write it to the run's log once the log file exists."""
+    _pending_log.append(message)
+    print(f'warning: {message}', file=sys.stderr)
 
 
 def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -223,7 +243,11 @@ def load_resume_state(opt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
             opt['path']['resume_state'] = state_path
     else:
         state_path = opt['path'].get('resume_state')
-        resume_state = load_training_state(state_path) if state_path else None
+        try:
+            resume_state = load_training_state(state_path) if state_path else None
+        except CheckpointError as err:
+            raise CheckpointError(f'{err}; point path.resume_state at an intact one, or run with --auto_resume '
+                                  '(and no path.resume_state) to take the newest intact state') from None
     if resume_state is None:
         return None
     check_resume(opt, resume_state['iter'])

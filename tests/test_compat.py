@@ -88,7 +88,13 @@ def test_auto_resume_skips_damaged_states_and_models_naming_them(tmp_path, capsy
     assert state['iter'] == 2 and opt['path']['resume_state'] == str(states / '2.state')
     err = capsys.readouterr().err
     assert '6.state is damaged' in err and 'net_g_4.pth' in err
+    assert 'run with --auto_resume' not in err  # it is running with it: no advice to use it
     opt = {'auto_resume': False, 'name': 'exp', 'network_g': {},
            'path': {'training_states': str(states), 'models': str(models), 'resume_state': str(states / '6.state')}}
     with pytest.raises(CheckpointError, match='6.state is damaged.*--auto_resume'):
         compat.load_resume_state(opt)
+    (states / '2.state').write_bytes(b'')  # nothing intact left: a restart from 0, said
+    opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(models)}}
+    assert compat.load_resume_state(opt) is None
+    assert 'no intact training state' in capsys.readouterr().err

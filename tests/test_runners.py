@@ -1,5 +1,6 @@
 """train.py / test.py as runners: start-up checks before any folder is touched, one error line,
 validation once per iteration, every output in the run's folder, nothing good archived by a failure."""
+import math
 import re
 import shlex
 import uuid
@@ -8,10 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from tests.helpers import REPO, run_module
-from tests.test_training import TRAIN, hr_dir, write_options  # noqa: F401  (hr_dir is a fixture)
+from tests.test_training import TRAIN, hr_dir, logged_steps, write_options  # noqa: F401  (hr_dir is a fixture)
 
 
 def edit(options: Path, change) -> Path:
@@ -67,7 +69,15 @@ CONTRADICTIONS = {
                 'color is y (1-channel images) but network_g.num_in_ch is 3'),
     'missing_data': (lambda raw: raw['datasets']['train'].update(dataroot_gt='/nonexistent/DF2K_HR'),
                      'datasets.train.dataroot_gt: /nonexistent/DF2K_HR does not exist; datasets/README.md'),
-    'numbers_as_text': (lambda raw: raw['train']['optim_g'].update(lr='2e-4'), "train.optim_g.lr='2e-4'"),
+    'numbers_as_text': (lambda raw: raw['train']['optim_g'].update(lr='2e-4'),
+                        "train.optim_g.lr: '2e-4' (write 0.0002)"),
+    'more_gpus_than_there_are': (lambda raw: raw.update(num_gpu=torch.cuda.device_count() + 1),
+                                 f'num_gpu is {torch.cuda.device_count() + 1} but this machine has'),
+    'ema_decay': (lambda raw: raw['train'].update(ema_decay=1.5), 'train.ema_decay is 1.5'),
+    'one_channel_net_colour_data': (lambda raw: raw['network_g'].update(num_in_ch=1, num_out_ch=1),
+                                    'network_g.num_in_ch is 1 but datasets.train gives 3-channel images'),
+    'dataset_scale': (lambda raw: raw['datasets']['train'].update(scale=3),
+                      'datasets.train.scale is 3 but the top-level scale is 2'),
 }
 
 
@@ -119,3 +129,22 @@ def test_test_py_keeps_good_results_when_data_is_missing_or_the_run_fails(tmp_pa
     assert done.returncode == 2 and 'truncated, corrupted' in done.stderr and 'previous results kept' in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ['hr', 'results', 'test.yml', 'w.pth']  # no _archived
     assert sorted(p.name for p in results.iterdir()) == good
+
+
+def test_a_run_resumed_with_a_longer_schedule_follows_the_new_one(tmp_path, hr_dir):  # noqa: F811
+    """basicsr restores the state's scheduler settings: resumed with total_iter and periods raised, the
+    old schedule ran past its last period into a TypeError. The options' schedule is the one followed."""
+    def options(total: int) -> Path:
+        return write_options(tmp_path, hr_dir, total_iter=total, scheduler={
+            'type': 'CosineAnnealingRestartLR', 'periods': [total], 'restart_weights': [1], 'eta_min': 0.0})
+
+    done = run_module(TRAIN, '-opt', str(options(4)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_module(TRAIN, '-opt', str(options(8)), '--auto_resume')
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    assert 'Resumed with the options\' scheduler settings (cumulative_period, periods' in log
+    steps = logged_steps(log)
+    assert sorted(steps) == [4, 5, 6, 7, 8]
+    for it, (lrs, _) in steps.items():  # basicsr's cosine at last_epoch it - 1 over one period of 8
+        assert lrs[0] == pytest.approx(0.5e-2 * (1 + math.cos(math.pi * (it - 1) / 8)), rel=1e-3), it

@@ -30,6 +30,9 @@ from rt4ksr_arch.inference import InferenceOptions, Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# a scheduler's state that is its position in training, not a setting of the options
+_SCHEDULER_POSITION = {'last_epoch', '_step_count', '_last_lr', 'base_lrs', '_get_lr_called_within_step', 'verbose',
+                       '_is_initial'}
 # basicsr's own schedulers; any other name is looked up in torch.optim.lr_scheduler
 _BASICSR_SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR',
                        'CosineAnnealingRestartLR': 'CosineAnnealingRestartLR'}
@@ -49,7 +52,9 @@ def find_numeric_strings(tree: Any, prefix: str = '') -> List[str]:
             float(tree)
         except ValueError:
             return []
-        found.append(f'{prefix}={tree!r}')
+        number = float(tree)
+        written = str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+        found.append(f'{prefix}: {tree!r} (write {written})')
     return found
 
 
@@ -64,8 +69,8 @@ def validate_options(opt: Dict[str, Any]) -> None:
                             for name, d in (opt.get('datasets') or {}).items()}
     bad = find_numeric_strings(sections)
     if bad:
-        raise OptionError('options', 'these are text, not numbers: ' + ', '.join(bad) + '. YAML reads 2e-4 as a '
-                          'string: write 2.0e-4 (with a dot) or 0.0002.')
+        raise OptionError('options', 'text where a number belongs (YAML reads an exponent without a dot, like 1e-4, '
+                          'as text): ' + '; '.join(bad))
     amp = (opt.get('train') or {}).get('amp')
     if amp not in (None, False, *_AMP_DTYPES):
         raise OptionError('train.amp', f'must be bf16, fp16 or omitted, got {amp!r}')
@@ -84,11 +89,22 @@ def check_consistent(opt: Dict[str, Any], config: RT4KSRConfig) -> None:
     if opt.get('scale') is not None and opt['scale'] != config.upscale:
         raise OptionError('scale', f'is {opt["scale"]} but network_g.upscale is {config.upscale}: the network '
                           'would make outputs of another size than the data; set both to the same scale')
+    gpus = opt.get('num_gpu')
+    if isinstance(gpus, int) and gpus > torch.cuda.device_count():
+        raise OptionError('num_gpu', f'is {gpus} but this machine has {torch.cuda.device_count()} CUDA device(s): '
+                          'use num_gpu: auto (every device there is, or the CPU)')
+    decay = (opt.get('train') or {}).get('ema_decay')
+    if decay is not None and not (isinstance(decay, (int, float)) and 0 <= decay < 1):
+        raise OptionError('train.ema_decay', f'is {decay!r}: the EMA keeps this fraction of itself per iteration, '
+                          'so it must be in [0, 1) (0.999 for long runs, 0.99 for short ones; 0 turns it off)')
     for name, data in (opt.get('datasets') or {}).items():
         data = data or {}
         if data.get('color') == 'y' and config.num_in_ch != 1:
             raise OptionError(f'datasets.{name}.color', f'is y (1-channel images) but network_g.num_in_ch is '
                               f'{config.num_in_ch}: set network_g.num_in_ch: 1 and num_out_ch: 1, or remove color')
+        if data.get('color') != 'y' and config.num_in_ch == 1:
+            raise OptionError('network_g.num_in_ch', f'is 1 but datasets.{name} gives 3-channel images: add color: y '
+                              'to every dataset (the Y channel, as BasicSR), or set num_in_ch: 3 and num_out_ch: 3')
         if data.get('prefetch_mode') == 'cuda':
             if not opt.get('num_gpu'):
                 raise OptionError(f'datasets.{name}.prefetch_mode', 'is cuda but this run has no GPU (num_gpu: '
@@ -352,9 +368,29 @@ class RT4KSRModel(SRModel):
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
+        self._schedule_from_options()
         if self.scaler is not None and resume_state.get('scaler'):
             self.scaler.load_state_dict(resume_state['scaler'])
         self._scheduled_lrs = resume_state.get('scheduled_lrs')
+
+    def _schedule_from_options(self) -> None:
+        """Keep the resumed schedulers' position but take their settings (periods, milestones, ...)
+        from the options: basicsr restores the state's settings, so a run resumed with a longer
+        ``total_iter`` ran past the old last period into a ``TypeError`` inside basicsr's scheduler."""
+        resumed = [scheduler.state_dict() for scheduler in self.schedulers]
+        lrs = [[group['lr'] for group in optimizer.param_groups] for optimizer in self.optimizers]
+        self.schedulers = []
+        self.setup_schedulers()  # a fresh scheduler resets the LRs: restored below
+        changed = set()
+        for scheduler, old in zip(self.schedulers, resumed):
+            settings = {k: v for k, v in scheduler.state_dict().items() if k not in _SCHEDULER_POSITION}
+            changed.update(k for k, v in settings.items() if old.get(k) != v)
+            scheduler.load_state_dict({**old, **settings})
+        self._set_lr(lrs)
+        if changed:
+            get_root_logger().warning(f'Resumed with the options\' scheduler settings ({", ".join(sorted(changed))} '
+                                      'differ from the training state\'s): the learning rate follows the new schedule '
+                                      'from the resumed iteration on.')
 
     # ----------------------------------------------------------------- validation
     def test(self):
