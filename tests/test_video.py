@@ -153,7 +153,8 @@ def test_10_bit_in_is_10_bit_out_and_matches_the_network_on_16_bit_frames(tmp_pa
     source = tmp_path / 'deep.mkv'
     write_clip(source, smooth_frames(3, 16, 20, 65535, np.uint16, seed=1), pix_fmt='yuv420p10le')
     target = tmp_path / 'deep_x2.mkv'
-    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, VideoOptions(codec='ffv1', batch=2),
+    options = VideoOptions(codec='ffv1', pix_fmt='yuv420p10le', batch=2)
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, options,
                   report=lambda _: None, progress=False)
     outputs = decoded(target)
     assert [f['format'] for f in outputs] == ['yuv420p10le'] * 3

@@ -43,9 +43,12 @@ from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import Upscaler
-from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source, pick_realtime,
-                               upscale_video)
+from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source,
+                               parse_encoder_options, pick_realtime, set_verbosity, upscale_video)
 
+VIDEO_FLAGS = {'codec': '--codec', 'crf': '--crf', 'preset': '--preset', 'pix_fmt': '--pix-fmt',
+               'encoder_options': '--encoder-option', 'drop': '--drop', 'frame_rate': '--fps',
+               'target_fps': '--target-fps', 'batch': '--batch'}
 HELP = 'upscale an image, a folder of images or a video'
 OUTPUT_FORMATS = ('png', 'jpg', 'webp', 'tif', 'auto')
 
@@ -63,17 +66,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inference(parser)
     add_overwrite(parser)
     video = parser.add_argument_group('video (rt4ksr_arch.media, PyAV)')
-    video.add_argument('--codec', default='h264',
-                       help='h264 (default, plays everywhere), h265, av1, ffv1 (lossless) or an FFmpeg encoder name '
-                       '(libx264, h264_nvenc, ...); on CUDA the NVENC encoder is tried first')
-    video.add_argument('--crf', type=int, default=None, help='constant quality (lower is better; default per codec)')
+    video.add_argument('--codec', default=None,
+                       help='h264, h265, av1, vp9, vp8, ffv1 (lossless), raw or an FFmpeg video encoder name '
+                       '(libx264, h264_nvenc, ...); default: chosen for the output container and bit depth (H.264 '
+                       'for 8-bit, H.265 Main10 for 10-bit, VP9 in .webm); on CUDA the NVENC encoder is tried first')
+    video.add_argument('--crf', type=int, default=None,
+                       help="constant quality (lower is better; default per codec; 0: the encoder's lossless mode)")
     video.add_argument('--preset', default=None,
-                       help='encoder speed preset (default: veryfast for x264/x265, p4 for NVENC)')
+                       help='encoder speed preset (default: veryfast for x264/x265, 10 for SVT-AV1, 8 (cpu-used) '
+                       'for VP9, p4 for NVENC)')
     video.add_argument('--pix-fmt', default=None,
-                       help='encoder pixel format (default yuv420p, yuv420p10le for 10-bit sources)')
+                       help='encoder pixel format (default yuv420p, yuv420p10le for 10-bit sources; RGB for ffv1)')
+    video.add_argument('--encoder-option', action='append', default=[], metavar='KEY=VALUE',
+                       help="an FFmpeg option of the encoder (repeatable), e.g. qp=0, tune=film, x265-params=...")
+    video.add_argument('--drop', action='append', default=[], metavar='audio|subtitle|INDEX',
+                       help='leave a stream type or a stream (by index) of the source out of the output (repeatable)')
+    video.add_argument('--verbose', action='store_true', help="show FFmpeg's and the encoders' own messages")
     video.add_argument('--frames', action='store_true', help='write a video as a folder of PNG frames')
-    video.add_argument('--fps', type=Fraction, default=Fraction(25),
-                       help='frame rate of a folder of frames written as a video (default 25)')
+    video.add_argument('--fps', type=Fraction, default=None,
+                       help='frame rate of a folder of frames written as a video (default 25; a video keeps its own '
+                       'timestamps)')
     video.add_argument('--target-fps', type=float, default=None, metavar='N',
                        help='real-time mode: report per-frame latency p50/p95/p99 and frames missing a live '
                        "source's deadline at N frames/s")
@@ -138,21 +150,28 @@ def video_options(args: argparse.Namespace) -> VideoOptions:
     """The validated ``VideoOptions`` of the video flags."""
     try:
         return VideoOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                            encoder_options=parse_encoder_options(args.encoder_option), drop=tuple(args.drop),
                             batch=args.batch, frame_rate=args.fps, target_fps=args.target_fps)
     except OptionError as err:
-        raise err.renamed({'crf': '--crf', 'frame_rate': '--fps', 'target_fps': '--target-fps',
-                           'batch': '--batch'}) from None
+        raise err.renamed(VIDEO_FLAGS) from None
 
 
-def upscale_one_video(upscaler: Upscaler, source: Path, target: Path, args: argparse.Namespace, log) -> None:
-    """Run ``rt4ksr_arch.media.upscale_video`` and report FPS (and latency in real-time mode)."""
-    stats, _ = upscale_video(upscaler, source, target, video_options(args), frames=args.frames, report=log)
+def upscale_one_video(upscaler: Upscaler, source: Path, target: Path, args: argparse.Namespace, log) -> bool:
+    """Run ``rt4ksr_arch.media.upscale_video`` and report FPS (and latency in real-time mode); False when the
+    source was truncated or damaged (the output holds the frames that were read; a warning says how many)."""
+    try:
+        stats, _ = upscale_video(upscaler, source, target, video_options(args), frames=args.frames, report=log)
+    except OptionError as err:
+        raise err.renamed(VIDEO_FLAGS) from None
     log(f'{source} -> {target}: {stats.frames} frames, {stats.fps:.2f} FPS end to end (network alone '
         f'{stats.network_fps:.2f} FPS in the same run)')
     if args.target_fps:
         p = stats.latency_percentiles()
         log(f'latency per frame (decode -> encoded): p50 {p[50]:.1f} ms, p95 {p[95]:.1f} ms, p99 {p[99]:.1f} ms; '
             f'{stats.deadline_misses} of {stats.frames} frames missed the {args.target_fps:g} FPS deadline')
+    if stats.shortfall:
+        print(f'warning: {stats.shortfall}; {target} holds only those frames', file=sys.stderr)
+    return not stats.shortfall
 
 
 def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, log) -> Upscaler:
@@ -200,6 +219,7 @@ def released_for_scale(args: argparse.Namespace) -> Optional[int]:
 def run(args: argparse.Namespace) -> int:
     piped = args.output == PIPE
     log = partial(print, file=sys.stderr) if piped else print  # stdout carries the frames
+    set_verbosity(args.verbose)
     opts, dev = inference_setup(args, report=log)
     source_root, output = Path(args.input), Path(args.output)
     sequence = source_root.is_dir() and is_video_name(output)  # a folder of frames -> one video
@@ -222,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         for folder in sorted({job.target.parent for job in jobs}):
             writable_folder(folder)
     log(f'upscale x{upscaler.scale}: {len(jobs)} input(s); {weights.describe()}; {upscaler.describe()}')
-    written = skipped = failed = 0
+    written = skipped = failed = incomplete = 0
     for job in jobs:
         if not piped and job.target.exists() and not args.overwrite:
             log(f'skipped {job.source}: {job.target} exists (pass --overwrite to replace it)')
@@ -231,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             if job.is_video:
-                upscale_one_video(upscaler, job.source, job.target, args, log)
+                incomplete += not upscale_one_video(upscaler, job.source, job.target, args, log)
             else:
                 notes = upscale_image_file(upscaler, job.source, job.target)
                 log(f'{job.source} -> {job.target} ({time.perf_counter() - start:.2f} s)' +
@@ -240,5 +260,6 @@ def run(args: argparse.Namespace) -> int:
         except (ImageReadError, OSError) as err:
             print(f'failed {job.source}: {err}', file=sys.stderr)
             failed += 1
-    log(f'done: {written} written, {skipped} skipped (existing), {failed} failed')
-    return 1 if failed else 0
+    log(f'done: {written} written' + (f' ({incomplete} from truncated or damaged sources)' if incomplete else '')
+        + f', {skipped} skipped (existing), {failed} failed')
+    return 1 if failed or incomplete else 0
