@@ -45,6 +45,8 @@ NVENC_FORMAT = {'yuv420p': 'yuv420p', 'yuv420p10le': 'p010le'}
 # lossless-only encoders: exact RGB first (no matrix, no subsampling, any size), then 4:4:4
 EXACT_FORMATS = {8: ('bgr0', 'rgb24', 'gbrp', 'yuv444p'), 10: ('gbrp10le', 'gbrp16le', 'rgb48le', 'yuv444p10le'),
                  12: ('gbrp12le', 'gbrp16le', 'rgb48le', 'yuv444p12le'), 16: ('gbrp16le', 'rgb48le', 'yuv444p16le')}
+# x265 opens narrower pictures but corrupted the heap encoding them (crash at exit; FFmpeg 8.1 wheel of PyAV 18)
+MIN_WIDTH = {'libx265': 64}
 LOSSY, LOSSLESS_PROP = 2, 4  # AV_CODEC_PROP_LOSSY / _LOSSLESS
 
 
@@ -187,6 +189,8 @@ def even_padding(pix_fmt: str, width: int, height: int) -> Tuple[int, int]:
 
 def _opens(name: str, pix_fmt: str, options: Dict[str, str], size: Tuple[int, int]) -> Optional[str]:
     """None when ``name`` opens on this machine with ``pix_fmt`` at ``size`` (width, height), else FFmpeg's reason."""
+    if size[0] < MIN_WIDTH.get(name, 0):
+        return f'{name} needs frames at least {MIN_WIDTH[name]} pixels wide'
     try:
         with captured_log() as logs:
             context = av.codec.CodecContext.create(name, 'w')

@@ -5,7 +5,7 @@ larger pictures, BT.601 / SMPTE 170M for smaller ones; limited range for YUV; BT
 and transfer for RGB pictures, whose sRGB primaries are BT.709's), and the output carries every
 tag explicitly, so a player shows the upscaled video as it showed the source. YUV sources keep
 their own matrix and range; RGB sources (frame folders, PNG or RGB codecs in a container) are
-written with the matrix players assume for the output's size. RGB encoders (FFV1 ``bgr0``,
+written with the BT.709 matrix, limited range. RGB encoders (FFV1 ``bgr0``,
 ``libx264rgb``) store no matrix: they are tagged RGB, full range.
 """
 from dataclasses import dataclass
@@ -73,11 +73,12 @@ def source_colour(tags: Dict[str, Optional[int]], rgb: bool, width: int, height:
     return Colour(primaries, transfer, matrix, tag('color_range', UNSPECIFIED_RANGE) or MPEG_RANGE)
 
 
-def output_colour(source: Colour, rgb_output: bool, width: int, height: int) -> Colour:
-    """The output's colour for ``source`` at ``width`` x ``height``: RGB for RGB pixel formats, else the source's
-    matrix and range, or for RGB sources the matrix players assume at that size, limited range."""
+def output_colour(source: Colour, rgb_output: bool) -> Colour:
+    """The output's colour for ``source``: RGB, full range for RGB pixel formats; else the source's matrix and
+    range, or for RGB sources the BT.709 matrix, limited range (the HD / 4K standard; tagged, so players at
+    any size convert back with it)."""
     if rgb_output:
         return Colour(source.primaries, source.transfer, RGB_MATRIX, JPEG_RANGE)
     if source.matrix == RGB_MATRIX:
-        return Colour(source.primaries, source.transfer, BT709 if is_hd(width, height) else SMPTE170M, MPEG_RANGE)
+        return Colour(source.primaries, source.transfer, BT709, MPEG_RANGE)
     return source

@@ -16,7 +16,6 @@ Timestamps: every output frame keeps its source frame's timestamp in the source'
 is decoded as far as it goes; ``VideoFileSource.shortfall`` says what was missing.
 """
 import os
-import re
 import shutil
 import sys
 import time
@@ -39,9 +38,6 @@ from rt4ksr_arch.media.containers import (ATTACHMENT_FORMATS, CHAPTER_FORMATS, C
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.ts', '.mts', '.m2ts', '.flv', '.wmv', '.mpg',
                     '.mpeg', '.y4m', '.ogv')
 HVC1_FORMATS = ('mp4', 'mov', 'ipod')  # HEVC tagged hvc1 (parameter sets in the header), as Apple players need
-# a frame count estimated from a duration and the average rate is trusted to 25 %: variable-rate clips
-# (phones, screen captures) have average rates 20 % off their real one
-ESTIMATE_SLACK = 0.25
 Report = Callable[[str], None]
 SideData = av.sidedata.sidedata.Type
 
@@ -72,7 +68,6 @@ class VideoInfo:
     rate: Optional[Fraction]  # average frame rate (encoder rate control, raw-pipe viewers)
     colour: Colour  # what the source's pixels mean (unspecified tags read as players read them)
     frames: Optional[int] = None  # when the container says
-    frames_estimate: Optional[int] = None  # from the stream's duration, when the container does not say
     alpha: bool = False  # the source has an alpha channel (the network upscales RGB only)
     rotation: int = 0  # degrees counterclockwise that players turn the frames (display matrix)
     display_matrix: Optional[List[int]] = None  # 9 int32, FFmpeg's AV_PKT_DATA_DISPLAYMATRIX layout
@@ -92,12 +87,6 @@ class VideoInfo:
 
 def _rgb_format(bit_depth: int) -> str:
     return 'rgb48le' if bit_depth > 8 else 'rgb24'
-
-
-def _duration_tag(text: Optional[str]) -> Optional[float]:
-    """Seconds of Matroska's ``DURATION`` tag (``HH:MM:SS.fraction``), or None."""
-    match = re.fullmatch(r'(\d+):(\d+):(\d+(?:\.\d*)?)', (text or '').strip())
-    return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3]) if match else None
 
 
 def _side_data(frame: av.VideoFrame, kind) -> Optional[bytes]:
@@ -137,7 +126,7 @@ class VideoFileSource:
             colour=source_colour({name: getattr(first, name) for name in ('color_primaries', 'color_trc',
                                                                           'colorspace', 'color_range')},
                                  fmt.is_rgb, first.width, first.height),
-            frames=self.video.frames or None, frames_estimate=self._estimate(rate),
+            frames=self.video.frames or None,
             alpha=any(c.is_alpha for c in fmt.components), rotation=int(round(first.rotation or 0)),
             sample_aspect_ratio=self.video.sample_aspect_ratio or None,
             hdr=HdrMetadata.from_side_data(_side_data(first, SideData.MASTERING_DISPLAY_METADATA),
@@ -161,15 +150,6 @@ class VideoFileSource:
             raise ImageReadError(f'{self.path}: cannot decode its first frame: {err}') from None
         self.container.close()
         raise ImageReadError(f'{self.path} has no decodable video frame')
-
-    def _estimate(self, rate: Optional[Fraction]) -> Optional[int]:
-        """Frames the stream's duration holds at ``rate`` (for containers that do not state the count)."""
-        seconds = None
-        if self.video.duration and self.video.time_base:
-            seconds = float(self.video.duration * self.video.time_base)
-        elif 'DURATION' in self.video.metadata:
-            seconds = _duration_tag(self.video.metadata['DURATION'])
-        return int(round(seconds * rate)) if seconds and rate else None
 
     def items(self) -> Iterator[Union[DecodedFrame, av.Packet]]:
         """Decoded frames and the audio/subtitle packets, in the file's order.
@@ -215,17 +195,15 @@ class VideoFileSource:
                 self.decoded += 1
 
     def shortfall(self) -> Optional[str]:
-        """After ``items``: why the output may lack frames (frames decoded vs expected, damage), or None."""
-        expected, estimated = self.info.frames, False
-        if expected is None and self.info.frames_estimate:
-            expected, estimated = self.info.frames_estimate, True
-        short = expected is not None and self.decoded < (expected * (1 - ESTIMATE_SLACK) - 1 if estimated
-                                                         else expected)
+        """After ``items``: why the output may lack frames (fewer than the container states, the demuxer's
+        or decoder's errors), or None. A container that states no count (Matroska, MPEG-TS) is judged by
+        its demuxer's errors alone: a count from the duration is too rough for variable frame rates."""
+        expected = self.info.frames
+        short = expected is not None and self.decoded < expected
         if not short and not self.errors:
             return None
-        counted = (f'{self.decoded} of {"about " if estimated else ""}{expected} frames '
-                   f'({"from its duration" if estimated else "its container states"}) were decoded'
-                   if expected is not None else f'{self.decoded} frames were decoded')
+        counted = (f'{self.decoded} of {expected} frames (its container states) were decoded' if expected is not None
+                   else f'{self.decoded} frames were decoded')
         damage = ''.join(f'; {error}' for error in self.errors)
         return f'{self.path} is truncated or damaged: {counted}{damage}'
 
@@ -237,8 +215,8 @@ class FrameFolderSource:
     """A folder of frames (images, sorted by name) as a video at ``rate`` frames per second.
 
     8-bit images give ``uint8`` frames, 16-bit images ``uint16``; every frame must have the
-    first one's size. Images are RGB (sRGB): the output gets the matrix players assume for its
-    size (``colour``). Raises ``ImageReadError`` otherwise.
+    first one's size. Images are RGB (sRGB): the output gets the BT.709 matrix, limited range
+    (``colour``). Raises ``ImageReadError`` otherwise.
     """
 
     def __init__(self, folder: Union[str, Path], rate: Fraction) -> None:

@@ -79,17 +79,28 @@ def open_source(source: Union[str, Path], frame_rate: Optional[Fraction] = None)
 
 def _default_encoder(muxer: Muxer, info: VideoInfo, options: VideoOptions, cuda: bool, size: Tuple[int, int]
                      ) -> Tuple[EncoderChoice, List[str]]:
-    """The first family of ``DEFAULT_ORDER`` that ``muxer`` carries, opened; a note when it is not the first."""
+    """The first family of ``DEFAULT_ORDER`` that ``muxer`` carries and that opens at ``size``; a note when it is
+    not the first."""
     order = DEFAULT_ORDER[10 if info.bit_depth > 8 else 8]
+    skipped = []
     for family in order:
         software = FAMILIES[family][0]
-        if muxer.carries(av.codec.Codec(software, 'w').canonical_name):
+        if not muxer.carries(av.codec.Codec(software, 'w').canonical_name):
+            skipped.append(f'{muxer.suffix} does not hold {family.upper()}')
+            continue
+        try:
             encoder = choose_encoder(family, info.bit_depth, cuda, options.crf, options.preset, options.pix_fmt,
                                      info.hdr, options.encoder_options, size)
-            notes = [] if family == order[0] else [f'{muxer.suffix} does not hold {order[0].upper()}; writing '
-                                                   f'{family.upper()} ({encoder.name}); --codec chooses']
-            return encoder, notes
-    raise OptionError('OUTPUT', f'{muxer.suffix} holds none of {", ".join(order)}; name the output .mkv or .mp4')
+        except OptionError as err:
+            if err.field != 'codec':  # the user's CRF / preset / options: theirs to fix
+                raise
+            skipped.append(err.problem)
+            continue
+        notes = [f'{"; ".join(skipped)}; writing {family.upper()} ({encoder.name}); --codec chooses'] if skipped \
+            else []
+        return encoder, notes
+    raise OptionError('OUTPUT', f'{muxer.suffix} holds none of {", ".join(order)} that opens here '
+                      f'({"; ".join(skipped)}); name the output .mkv or .mp4')
 
 
 def _carried_families(muxer: Muxer) -> List[str]:
@@ -141,7 +152,7 @@ def plan_video(source: Source, target: Path, options: VideoOptions = VideoOption
                          'upscale the frames as images to keep alpha)')
         if any(c.is_alpha for c in av.VideoFormat(encoder.pix_fmt).components):
             notes.append(f'{encoder.pix_fmt} has an alpha channel: written opaque (255)')
-        return VideoPlan(encoder, output_colour(info.colour, encoder.rgb, width, height), width, height,
+        return VideoPlan(encoder, output_colour(info.colour, encoder.rgb), width, height,
                          tuple(streams), tuple(notes))
     finally:
         muxer.close()
