@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from rt4ksr_arch import RT4KSR, InferenceOptions, Upscaler
-from rt4ksr_arch.media import VideoOptions, upscale_video
+from rt4ksr_arch.errors import ImageReadError, OptionError
+from rt4ksr_arch.media import VideoOptions, choose_encoder, upscale_video
 from tests.helpers import REPO, randomize_, run_module
 
 TB = Fraction(1, 1000)
@@ -152,11 +153,12 @@ def test_cli_keeps_streams_timestamps_colour_rotation_and_metadata(tmp_path, wei
     assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]  # no partial file left
 
 
-def test_10_bit_in_is_10_bit_out_and_matches_the_network_on_16_bit_frames(tmp_path, net):
+@pytest.mark.parametrize('codec, crf', [('ffv1', None), ('libx264', 0)])  # x264 --crf 0: its lossless qp 0
+def test_10_bit_in_is_10_bit_out_and_matches_the_network_on_16_bit_frames(tmp_path, net, codec, crf):
     source = tmp_path / 'deep.mkv'
     write_clip(source, smooth_frames(3, 16, 20, 65535, np.uint16, seed=1), pix_fmt='yuv420p10le')
     target = tmp_path / 'deep_x2.mkv'
-    options = VideoOptions(codec='ffv1', pix_fmt='yuv420p10le', batch=2)
+    options = VideoOptions(codec=codec, crf=crf, pix_fmt='yuv420p10le', batch=2)
     upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, options,
                   report=lambda _: None, progress=False)
     outputs = decoded(target)
@@ -261,7 +263,7 @@ def codec_of(path: Path) -> tuple:
         return context.name, context.codec_tag, context.pix_fmt
 
 
-@pytest.mark.parametrize('suffix, codec', [('.ts', 'h264'), ('.m2ts', 'h264'), ('.webm', 'vp9')])
+@pytest.mark.parametrize('suffix, codec', [('.ts', 'h264'), ('.m2ts', 'h264'), ('.webm', 'vp9'), ('.y4m', 'rawvideo')])
 def test_default_codec_is_one_the_output_container_holds(tmp_path, net, suffix, codec):
     source = tmp_path / 'clip.mkv'
     write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8))
@@ -422,3 +424,32 @@ def test_hdr10_source_gives_hevc_main10_tagged_hvc1_with_its_mastering_metadata(
             return {d.type: bytes(d) for d in frame.side_data if d.type in kinds}
 
     assert len(side_data(source)) == 2 and side_data(tmp_path / 'o.mp4') == side_data(source)
+
+
+def test_encoder_settings_are_checked_and_named():
+    with pytest.raises(OptionError, match="'bogus' is not a preset of libx264"):
+        choose_encoder('h264', 8, False, preset='bogus')
+    with pytest.raises(OptionError, match='libx264 has no option foo'):
+        choose_encoder('h264', 8, False, extra={'foo': '1'})
+    with pytest.raises(OptionError, match='lossless') as refused:
+        choose_encoder('ffv1', 8, False, crf=3)
+    assert refused.value.field == 'crf'
+    lossless = choose_encoder('h264', 10, False, crf=0).options
+    assert lossless['qp'] == '0' and 'crf' not in lossless
+    assert 'crf' not in choose_encoder('h264', 8, False, extra={'qp': '4'}).options  # the user's qp is not overridden
+
+
+def test_inputs_that_would_be_ignored_are_refused(tmp_path, net):
+    import cv2
+    upscaler = Upscaler(net, InferenceOptions(), 'cpu')
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8))
+    with pytest.raises(OptionError, match='keeps its own timestamps'):
+        upscale_video(upscaler, source, tmp_path / 'o.mkv', VideoOptions(frame_rate=Fraction(30)), progress=False)
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.zeros((12, 16, 3), np.uint8))
+    (folder / 'clip.mkv').write_bytes(source.read_bytes())
+    with pytest.raises(ImageReadError, match=r'holds video files \(clip.mkv\)'):
+        upscale_video(upscaler, folder, tmp_path / 'o.mp4', progress=False)
+    assert not (tmp_path / 'o.mkv').exists() and not (tmp_path / 'o.mp4').exists()

@@ -147,6 +147,13 @@ def lossless_only(name: str) -> bool:
     return bool(properties & LOSSLESS_PROP) and not properties & LOSSY
 
 
+def option_names(name: str) -> List[str]:
+    """The options encoder ``name`` takes: FFmpeg's generic codec options and its own (PyAV does not say which
+    options an encoder left unused, so unknown ones are refused before opening)."""
+    options = av.codec.CodecContext.create(name, 'w').supported_options
+    return [option.name for option in (*options.generic, *options.private)]
+
+
 def _video_encoder(name: str) -> bool:
     try:
         return av.codec.Codec(name, 'w').type == 'video'
@@ -223,7 +230,8 @@ def encoder_options(name: str, crf: Optional[int], preset: Optional[str], hdr: O
         return dict(extra)
     options: Dict[str, str] = {}
     lossless = crf == 0 and name in LOSSLESS
-    crf = DEFAULT_CRF.get(name) if crf is None else crf
+    # a constant quantizer of the user's (qp=N) replaces the default CRF, which the encoders would prefer
+    crf = (None if 'qp' in extra else DEFAULT_CRF.get(name)) if crf is None else crf
     preset = DEFAULT_PRESET.get(name) if preset is None else preset
     if name.endswith('_nvenc'):
         options.update(rc='vbr', b='0')
@@ -304,6 +312,10 @@ def choose_encoder(codec: str, bit_depth: int, cuda: bool, crf: Optional[int] = 
                 raise OptionError(field, f'does not apply to {candidates[-1]}, which is lossless; leave it out')
     notes = []
     for name in candidates:
+        unknown = [key for key in extra if key not in option_names(name)]
+        if unknown:
+            raise OptionError('encoder_options', f'{name} has no option {", ".join(unknown)} (its options: ffmpeg -h '
+                              f'encoder={name})')
         fmt, fmt_notes = pixel_format(name, bit_depth, pix_fmt)
         # a preset is named in the first encoder's terms (x264's 'slow' is no NVENC preset)
         user_preset = preset if name == candidates[0] else None

@@ -216,10 +216,15 @@ class FrameFolderSource:
 
     8-bit images give ``uint8`` frames, 16-bit images ``uint16``; every frame must have the
     first one's size. Images are RGB (sRGB): the output gets the BT.709 matrix, limited range
-    (``colour``). Raises ``ImageReadError`` otherwise.
+    (``colour``). Raises ``ImageReadError`` otherwise, and for a folder that also holds videos.
     """
 
     def __init__(self, folder: Union[str, Path], rate: Fraction) -> None:
+        videos = sorted(p.name for p in Path(folder).iterdir() if is_video_name(p))
+        if videos:
+            raise ImageReadError(f'{folder} holds video files ({", ".join(videos[:3])}) besides frames; a folder '
+                                 'written as one video must hold frames only: move them out, or upscale each video '
+                                 'as its own INPUT')
         self.paths = list_images(str(folder))
         first = decode_unchanged(Path(self.paths[0]).read_bytes(), self.paths[0])
         height, width = first.shape[:2]

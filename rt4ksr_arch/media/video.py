@@ -96,8 +96,11 @@ def _default_encoder(muxer: Muxer, info: VideoInfo, options: VideoOptions, cuda:
                 raise
             skipped.append(err.problem)
             continue
-        notes = [f'{"; ".join(skipped)}; writing {family.upper()} ({encoder.name}); --codec chooses'] if skipped \
-            else []
+        refused = muxer.writes(encoder, [], {})  # some muxers (y4m, ogg) take a codec they then cannot write
+        if refused:
+            skipped.append(f'{muxer.suffix} cannot hold {encoder.name} {encoder.pix_fmt}')
+            continue
+        notes = [f'{skipped[0]}; writing {family.upper()} ({encoder.name}); --codec chooses'] if skipped else []
         return encoder, notes
     raise OptionError('OUTPUT', f'{muxer.suffix} holds none of {", ".join(order)} that opens here '
                       f'({"; ".join(skipped)}); name the output .mkv or .mp4')
