@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from rt4ksr_arch.backends import BACKENDS, build_backend
+from rt4ksr_arch.backends import BACKENDS, build_backend, fit_static_window
 from rt4ksr_arch.cli.common import (CLI_NAMES, add_inference, add_overwrite, add_weights, inference_setup,
                                     load_network, writable_folder)
 from rt4ksr_arch.data.image_io import (IMAGE_EXTENSIONS, ImageReadError, decode_unchanged, encode_image,
@@ -174,13 +174,21 @@ def upscale_one_video(upscaler: Upscaler, source: Path, target: Path, args: argp
     return not stats.shortfall
 
 
+def frame_size(source: Path, fps: Optional[Fraction]) -> Tuple[int, int]:
+    """(height, width) of a video's (or a folder of frames') frames."""
+    try:
+        src = open_source(source, fps)
+    except OptionError as err:
+        raise err.renamed(VIDEO_FLAGS) from None
+    src.close()
+    return src.info.height, src.info.width
+
+
 def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, log) -> Upscaler:
     """``--auto``: the Upscaler whose precision / tile / batch fit ``--target-fps`` on ``source``'s frame size."""
     if not args.target_fps:
         raise OptionError('--auto', 'needs --target-fps N')
-    src = open_source(source, args.fps)
-    height, width = src.info.height, src.info.width
-    src.close()
+    height, width = frame_size(source, args.fps)
     log(f'measuring the network on {width}x{height} frames for {args.target_fps:g} FPS:')
     choice = pick_realtime(net, opts, dev, height, width, args.target_fps, report=log)
     log(choice.describe())
@@ -234,6 +242,12 @@ def run(args: argparse.Namespace) -> int:
     if args.auto:
         upscaler = realtime_upscaler(args, net, opts, dev, sources[0], log)
     else:
+        sizes = [frame_size(source, args.fps) for source in sources if sequence or is_video_name(source)]
+        if sizes:
+            opts, note = fit_static_window(net, opts, args.backend, min(h for h, _ in sizes), min(w for _, w in sizes),
+                                           '--tile')
+            if note:
+                log(f'note: {note}')
         upscaler = Upscaler(build_backend(args.backend, net, opts, dev, log), opts, dev, CLI_NAMES)
     jobs = plan_jobs(sources, output, single, args.suffix if args.suffix is not None else f'x{upscaler.scale}',
                      args.ext, args.frames, sequence)
