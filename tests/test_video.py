@@ -453,3 +453,28 @@ def test_inputs_that_would_be_ignored_are_refused(tmp_path, net):
     with pytest.raises(ImageReadError, match=r'holds video files \(clip.mkv\)'):
         upscale_video(upscaler, folder, tmp_path / 'o.mp4', progress=False)
     assert not (tmp_path / 'o.mkv').exists() and not (tmp_path / 'o.mp4').exists()
+
+
+def test_frames_go_into_a_named_folder_upright_and_video_flags_are_refused(tmp_path, weights, net):
+    import cv2
+    source = tmp_path / 'clip.mp4'
+    write_clip(source, smooth_frames(2, 24, 32, 255, np.uint8, seed=6), rotation=90, pix_fmt='yuv444p')
+    results = tmp_path / 'results'  # does not exist yet: the same names as when it does
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(results), '--frames', '--weights',
+                      str(weights), '--device', 'cpu')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'turned upright (90 degrees' in done.stdout
+    assert sorted(p.name for p in (results / 'clip_x2').iterdir()) == ['frame_000000.png', 'frame_000001.png']
+    first = cv2.imread(str(results / 'clip_x2' / 'frame_000000.png'))[:, :, ::-1].astype(np.float64)
+    with torch.no_grad():
+        src = decoded(source, 'rgb24')[0]['rgb']
+        sr = net(torch.from_numpy(src / 255.).float().permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0) * 255
+    # shown as players show it: FFmpeg's display matrix 90 turns the picture counterclockwise (ffmpeg's own
+    # autorotation agrees), i.e. numpy's rot90 once
+    assert first.shape == (64, 48, 3) and np.abs(first - np.rot90(sr.numpy(), 1)).max() <= 1.0 + 1e-3
+    for flags, wrong in ((['--frames', str(tmp_path / 'x.mov')], 'names a video'),
+                         (['--frames', str(tmp_path / 'f'), '--codec', 'h265'], '--codec does not apply')):
+        refused = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), *flags[1:], flags[0], '--weights',
+                             str(weights), '--device', 'cpu')
+        assert refused.returncode == 2 and wrong in refused.stderr, refused.stderr
+    assert not (tmp_path / 'x.mov').exists() and not (tmp_path / 'f').exists()

@@ -44,7 +44,8 @@ from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import Upscaler
 from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source,
-                               parse_encoder_options, pick_realtime, set_verbosity, upscale_video)
+                               parse_encoder_options, pick_realtime, refuse_encoder_settings, set_verbosity,
+                               upscale_video)
 
 VIDEO_FLAGS = {'codec': '--codec', 'crf': '--crf', 'preset': '--preset', 'pix_fmt': '--pix-fmt',
                'encoder_options': '--encoder-option', 'drop': '--drop', 'frame_rate': '--fps',
@@ -109,8 +110,9 @@ def plan_jobs(sources: Sequence[Path], output: Path, single: bool, suffix: str, 
               frames: bool = False, sequence: bool = False) -> List[Job]:
     """Targets for ``sources``: ``output`` itself for a single input named like a file (``-``: the
     raw pipe), else ``output/<stem>_<suffix><ext>`` (videos keep their extension, or become a
-    folder ``<stem>_<suffix>`` with ``frames``); inputs whose targets would coincide (``scan.png``,
-    ``scan.jpg``) get the source extension in the name (``scan_png_x2.png``, ``scan_jpg_x2.png``).
+    folder ``<stem>_<suffix>`` with ``frames``, whether ``output`` exists or not); inputs whose
+    targets would coincide (``scan.png``, ``scan.jpg``) get the source extension in the name
+    (``scan_png_x2.png``, ``scan_jpg_x2.png``).
     ``sequence``: the single source is a folder of frames written as one video.
     """
     def is_video(source: Path) -> bool:
@@ -127,7 +129,9 @@ def plan_jobs(sources: Sequence[Path], output: Path, single: bool, suffix: str, 
         stem = f'{source.stem}_{source.suffix[1:].lower()}' if qualified else source.stem
         return f'{stem}_{suffix}{out_ext}' if suffix else f'{stem}{out_ext}'
 
-    if single and (str(output) == PIPE or (output.suffix or frames) and not output.is_dir()):
+    # with --frames OUTPUT is always the folder that receives <stem>_<suffix>/, existing or not
+    named_file = output.suffix and not output.is_dir() and not frames
+    if single and (str(output) == PIPE or named_file):
         return [Job(sources[0], output, is_video(sources[0]))]
     by_target = defaultdict(list)
     for source in sources:
@@ -196,8 +200,11 @@ def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, lo
     return Upscaler(net, choice.options, dev, CLI_NAMES)
 
 
-def check_targets(jobs: Sequence[Job], frames: bool) -> None:
+def check_targets(jobs: Sequence[Job], frames: bool, output: Path) -> None:
     """Refuse, before any work, an OUTPUT name whose format cannot hold what the input is."""
+    if frames and (is_video_name(output) or str(output) == PIPE):
+        raise OptionError('OUTPUT', f'{output} names a video; --frames writes folders of PNG frames: give a folder '
+                          '(e.g. results/), or leave --frames out to write a video')
     for job in jobs:
         suffix = job.target.suffix.lower()
         if job.is_video and not frames and str(job.target) != PIPE and not is_video_name(job.target):
@@ -251,7 +258,11 @@ def run(args: argparse.Namespace) -> int:
         upscaler = Upscaler(build_backend(args.backend, net, opts, dev, log), opts, dev, CLI_NAMES)
     jobs = plan_jobs(sources, output, single, args.suffix if args.suffix is not None else f'x{upscaler.scale}',
                      args.ext, args.frames, sequence)
-    check_targets(jobs, args.frames)
+    check_targets(jobs, args.frames, output)
+    try:
+        refuse_encoder_settings(video_options(args), args.frames, piped)
+    except OptionError as err:
+        raise err.renamed(VIDEO_FLAGS) from None
     if not piped:
         for folder in sorted({job.target.parent for job in jobs}):
             writable_folder(folder)

@@ -180,6 +180,13 @@ def describe_plan(plan: VideoPlan) -> str:
     return f'encoder: {plan.encoder.describe()}; colour {what} (tagged)'
 
 
+def refuse_encoder_settings(options: VideoOptions, frames: bool, raw: bool) -> None:
+    """Raise ``OptionError`` naming an encoder setting given for output that is not encoded (frames, raw pipe)."""
+    if (frames or raw) and options.encoder_flags():
+        what = 'raw frames on stdout' if raw else 'a folder of PNG frames'
+        raise OptionError(options.encoder_flags()[0], f'does not apply to {what}; nothing is encoded')
+
+
 def upscale_video(upscaler: Upscaler, source: Union[str, Path], target: Union[str, Path],
                   options: VideoOptions = VideoOptions(), frames: bool = False,
                   report: Callable[[str], None] = print, progress: bool = True) -> Tuple[PipelineStats, VideoInfo]:
@@ -194,9 +201,7 @@ def upscale_video(upscaler: Upscaler, source: Union[str, Path], target: Union[st
     write and ``OptionError`` for an unusable codec / container / option.
     """
     raw = str(target) == PIPE
-    if (frames or raw) and options.encoder_flags():
-        what = 'raw frames on stdout' if raw else 'a folder of PNG frames'
-        raise OptionError(options.encoder_flags()[0], f'does not apply to {what}; nothing is encoded')
+    refuse_encoder_settings(options, frames, raw)
     src = open_source(source, options.frame_rate)
     info = src.info
     device = upscaler.network.device
