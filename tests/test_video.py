@@ -478,3 +478,26 @@ def test_frames_go_into_a_named_folder_upright_and_video_flags_are_refused(tmp_p
                              str(weights), '--device', 'cpu')
         assert refused.returncode == 2 and wrong in refused.stderr, refused.stderr
     assert not (tmp_path / 'x.mov').exists() and not (tmp_path / 'f').exists()
+
+
+def test_sigterm_leaves_no_partial_file(tmp_path, weights):
+    import signal
+    import time
+    source = tmp_path / 'clip.mkv'
+    with av.open(str(source), 'w') as out:
+        video = out.add_stream('libx264', rate=25, options={'preset': 'ultrafast'})
+        video.width, video.height, video.pix_fmt = 128, 96, 'yuv420p'
+        for frame in smooth_frames(60, 96, 128, 255, np.uint8):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+        out.mux(video.encode(None))
+    out_dir = tmp_path / 'out'
+    run = subprocess.Popen([sys.executable, '-m', 'rt4ksr_arch', 'upscale', str(source), str(out_dir), '--weights',
+                            str(weights), '--device', 'cpu', '--self-ensemble'], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out_dir.exists() and any(out_dir.iterdir())) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)  # while the hidden partial file is being written
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM and 'terminated' in stderr, stderr[-3000:]
+    assert not list(out_dir.iterdir())
