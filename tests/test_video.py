@@ -501,3 +501,19 @@ def test_sigterm_leaves_no_partial_file(tmp_path, weights):
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 128 + signal.SIGTERM and 'terminated' in stderr, stderr[-3000:]
     assert not list(out_dir.iterdir())
+
+
+def test_realtime_choice_counts_decode_and_encode_and_skips_tiles_as_large_as_the_frame(tmp_path, net):
+    from rt4ksr_arch.media import media_ms_per_frame, pick_realtime
+    from rt4ksr_arch.media.realtime import candidates
+    assert candidates(torch.device('cpu'), 180, 320) == [('fp32', None, 1), ('bf16', None, 1)]
+    assert ('fp32', 512, 1) in candidates(torch.device('cpu'), 1080, 1920)
+    cpu = torch.device('cpu')
+    easy = pick_realtime(net, InferenceOptions(), cpu, 12, 16, target_fps=1)  # 850 ms for a 12x16 frame
+    assert easy.fits and easy.options.precision == 'fp32' and easy.frame_ms == easy.ms_per_frame
+    # the same network, but decode + encode alone take the budget: it cannot fit, and says so
+    busy = pick_realtime(net, InferenceOptions(), cpu, 12, 16, target_fps=1, media_ms=900)
+    assert not busy.fits and busy.frame_ms == busy.ms_per_frame + 900 and 'does NOT fit' in busy.describe()
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(3, 12, 16, 255, np.uint8))
+    assert 0 < media_ms_per_frame(source, 'out.mkv', scale=2) and 0 < media_ms_per_frame(source, '-', scale=2)

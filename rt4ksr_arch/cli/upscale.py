@@ -43,7 +43,7 @@ from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import Upscaler
-from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, open_source,
+from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, media_ms_per_frame, open_source,
                                parse_encoder_options, pick_realtime, refuse_encoder_settings, set_verbosity,
                                upscale_video)
 
@@ -189,12 +189,21 @@ def frame_size(source: Path, fps: Optional[Fraction]) -> Tuple[int, int]:
 
 
 def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, log) -> Upscaler:
-    """``--auto``: the Upscaler whose precision / tile / batch fit ``--target-fps`` on ``source``'s frame size."""
+    """``--auto``: the Upscaler whose precision / tile / batch fit ``--target-fps`` on ``source``'s frame size,
+    counting the clip's decode and encode time per frame too."""
     if not args.target_fps:
         raise OptionError('--auto', 'needs --target-fps N')
     height, width = frame_size(source, args.fps)
-    log(f'measuring the network on {width}x{height} frames for {args.target_fps:g} FPS:')
-    choice = pick_realtime(net, opts, dev, height, width, args.target_fps, report=log)
+    output = Path(args.output)
+    written_as = args.output if args.output == PIPE or args.frames else \
+        output if is_video_name(output) else f'x{source.suffix if is_video_name(source) else ".mp4"}'
+    try:
+        media_ms = media_ms_per_frame(source, written_as, video_options(args), net.upscale, dev.type == 'cuda')
+    except OptionError as err:
+        raise err.renamed(VIDEO_FLAGS) from None
+    log(f'decode + encode: {media_ms:.1f} ms/frame; measuring the network on {width}x{height} frames for '
+        f'{args.target_fps:g} FPS:')
+    choice = pick_realtime(net, opts, dev, height, width, args.target_fps, media_ms, report=log)
     log(choice.describe())
     args.batch, args.precision, args.tile = choice.batch, choice.options.precision, choice.options.tile_size
     return Upscaler(net, choice.options, dev, CLI_NAMES)

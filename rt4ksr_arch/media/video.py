@@ -7,6 +7,9 @@ runner (``Upscaler``). 8-bit sources are processed as 8-bit RGB; deeper sources 
 as 16-bit RGB and written 10-bit when the encoder has a 10-bit format. ``plan_video`` raises
 before any frame is decoded, so the CLI calls it before loading the network too.
 """
+import dataclasses
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -241,6 +244,37 @@ def upscale_video(upscaler: Upscaler, source: Union[str, Path], target: Union[st
     finally:
         src.close()
     return stats, info
+
+
+def media_ms_per_frame(source: Union[str, Path], target: Union[str, Path], options: VideoOptions = VideoOptions(),
+                       scale: int = 1, cuda: bool = False, frames: int = 4) -> float:
+    """Milliseconds per frame to decode ``source``'s first ``frames`` frames and encode them at ``scale`` x the
+    size as ``target`` would be written (a video name: its planned encoder; ``'-'`` or a folder: decode
+    only), without the network (frames are enlarged by repetition). Real-time mode's budget holds it.
+    """
+    src = open_source(source, options.frame_rate)
+    folder = Path(tempfile.mkdtemp(prefix='rt4ksr_media_'))
+    try:
+        sink = None
+        if str(target) != PIPE and Path(target).suffix:
+            probe = folder / f'probe{Path(target).suffix}'
+            plan = dataclasses.replace(plan_video(src, probe, options, scale, cuda), streams=())
+            sink = VideoFileSink(probe, src.info, plan)
+            sink.open()
+        count, start = 0, time.perf_counter()
+        for item in src.items():
+            if isinstance(item, DecodedFrame):
+                if sink is not None:
+                    sink.write_frame(item.array.repeat(scale, 0).repeat(scale, 1), item.pts)
+                count += 1
+                if count == frames:
+                    break
+        if sink is not None:
+            sink.close(True)
+        return (time.perf_counter() - start) * 1000 / max(count, 1)
+    finally:
+        src.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def network_only_fps(upscaler: Upscaler, source: Union[str, Path], batch: int = 1,
