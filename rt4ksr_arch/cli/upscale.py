@@ -44,7 +44,7 @@ from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import Upscaler
 from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, media_ms_per_frame, open_source,
-                               parse_encoder_options, pick_realtime, refuse_encoder_settings, set_verbosity,
+                               parse_encoder_options, pick_realtime, plan_video, refuse_encoder_settings, set_verbosity,
                                upscale_video)
 
 VIDEO_FLAGS = {'codec': '--codec', 'crf': '--crf', 'preset': '--preset', 'pix_fmt': '--pix-fmt',
@@ -211,6 +211,30 @@ def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, lo
     return Upscaler(net, choice.options, dev, CLI_NAMES)
 
 
+def preflight(sources: Sequence[Path], output: Path, single: bool, sequence: bool, options: VideoOptions,
+              scale: int) -> None:
+    """Plan every video's output (encoder, container, streams) before the network loads, so that what cannot
+    be written is refused at once (``plan_video``'s errors). ``scale``: the expected one (frame sizes only
+    matter to encoders' size limits; NVENC writes the same codecs as the software encoders tried here)."""
+    for source in sources:
+        if not (sequence or is_video_name(source)):
+            continue
+        named = single and is_video_name(output)
+        probe = output if named else Path(f'x{source.suffix if is_video_name(source) else ".mp4"}')
+        try:
+            src = open_source(source, options.frame_rate)
+        except ImageReadError:
+            continue  # reported, and counted as failed, when its turn comes
+        except OptionError as err:
+            raise err.renamed(VIDEO_FLAGS) from None
+        try:
+            plan_video(src, probe, options, scale)
+        except OptionError as err:
+            raise err.renamed(VIDEO_FLAGS) from None
+        finally:
+            src.close()
+
+
 def check_targets(jobs: Sequence[Job], frames: bool, output: Path) -> None:
     """Refuse, before any work, an OUTPUT name whose format cannot hold what the input is."""
     if frames and (is_video_name(output) or str(output) == PIPE):
@@ -256,7 +280,10 @@ def run(args: argparse.Namespace) -> int:
                           f'next run; choose another folder (e.g. {output / "upscaled"})')
     if piped and (len(sources) != 1 or not (sequence or is_video_name(sources[0]))):
         raise OptionError('OUTPUT -', 'streams one video: give a video file (or a folder of frames) as INPUT')
-    net, weights = load_network(args, scale=released_for_scale(args), report=log)
+    scale = released_for_scale(args)
+    if not piped and not args.frames:
+        preflight(sources, output, single, sequence, video_options(args), scale or 2)
+    net, weights = load_network(args, scale=scale, report=log)
     if args.auto:
         upscaler = realtime_upscaler(args, net, opts, dev, sources[0], log)
     else:
