@@ -3,7 +3,8 @@
     rt4ksr upscale INPUT OUTPUT [--weights rt4ksr_x2] [--scale auto] [--ext png|jpg|webp|tif|auto]
                    [--suffix x2] [--tile N] [--precision fp32|fp16|bf16] [--self-ensemble]
                    [--device auto|cpu|cuda] [--batch 4] [--overwrite]
-                   [--codec h264|h265|av1|ffv1|ENCODER] [--crf N] [--preset P] [--pix-fmt F]
+                   [--codec h264|h265|av1|vp9|vp8|ffv1|raw|ENCODER] [--crf N] [--preset P] [--pix-fmt F]
+                   [--encoder-option KEY=VALUE ...] [--drop audio|subtitle|INDEX ...] [--verbose]
                    [--frames] [--fps N] [--target-fps N [--auto]] [--backend torch|onnxruntime|tensorrt]
 
 INPUT is an image, a folder of images (and videos) or a video file. OUTPUT is a folder (outputs
@@ -18,11 +19,15 @@ added). Unreadable files are reported and skipped, and the exit status is 1 when
 Existing outputs are kept unless ``--overwrite``; OUTPUT must not be the input folder (outputs
 would become inputs).
 
-Videos go through ``rt4ksr_arch.media`` (PyAV): any container/codec in, H.264 (default) /
-H.265 / AV1 / FFV1 out (NVENC on CUDA when it opens), audio and subtitles copied, timestamps,
-colour, rotation and metadata kept, 10-bit kept 10-bit; decode, network and encode overlap.
-A folder of frames with a video OUTPUT name becomes one video (``--fps``); ``--frames`` writes
-a video as a folder of PNG frames; OUTPUT ``-`` writes raw RGB to stdout for a live viewer.
+Videos go through ``rt4ksr_arch.media`` (PyAV): any container/codec in; out, a codec the output
+container holds (default H.264 for 8-bit, HEVC Main10 for 10-bit, VP9 in WebM; NVENC on CUDA
+when it opens), audio and subtitles copied (text subtitles converted where the container needs
+it, ``--drop`` leaves streams out), timestamps, colour, rotation, aspect ratio, HDR10 and
+metadata kept, 10-bit kept 10-bit; decode, network and encode overlap. What cannot be written
+is refused before the network loads. A folder of frames with a video OUTPUT name becomes one
+video (``--fps``); ``--frames`` writes a video as PNG frames in ``OUTPUT/<stem>_<suffix>/``;
+OUTPUT ``-`` writes raw RGB to stdout for a live viewer. A truncated video gives a warning and
+exit status 1.
 """
 import argparse
 import sys
