@@ -453,6 +453,13 @@ def test_inputs_that_would_be_ignored_are_refused(tmp_path, net):
     with pytest.raises(ImageReadError, match=r'holds video files \(clip.mkv\)'):
         upscale_video(upscaler, folder, tmp_path / 'o.mp4', progress=False)
     assert not (tmp_path / 'o.mkv').exists() and not (tmp_path / 'o.mp4').exists()
+    alpha = tmp_path / 'alpha.mkv'
+    write_clip(alpha, smooth_frames(2, 12, 16, 255, np.uint8), codec='ffv1', pix_fmt='bgra', options={})
+    said = []
+    upscale_video(upscaler, alpha, tmp_path / 'a.mkv', VideoOptions(codec='ffv1', pix_fmt='bgra'),
+                  report=said.append, progress=False)
+    assert any("alpha channel is not in the output" in s for s in said), said
+    assert any('bgra has an alpha channel: written opaque' in s for s in said), said
 
 
 def test_frames_go_into_a_named_folder_upright_and_video_flags_are_refused(tmp_path, weights, net):
