@@ -404,6 +404,12 @@ def test_aspect_ratio_dispositions_chapters_and_attachments_are_kept(tmp_path, n
         assert c.streams.subtitles[0].disposition & av.stream.Disposition.forced
         assert [a.name for a in c.streams.attachments] == ['font.ttf']
         assert [ch['metadata']['title'] for ch in c.chapters()] == ['one', 'two']
+    said = []
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), tmp_path / 'full.mkv', tmp_path / 'o.mp4',
+                  report=said.append, progress=False)
+    with av.open(str(tmp_path / 'o.mp4')) as c:
+        assert [ch['metadata']['title'] for ch in c.chapters()] == ['one', 'two']
+    assert any('attachment(s) (font.ttf) not kept' in s for s in said), said
 
 
 def test_hdr10_source_gives_hevc_main10_tagged_hvc1_with_its_mastering_metadata(tmp_path, net):
