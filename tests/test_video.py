@@ -530,3 +530,19 @@ def test_realtime_choice_counts_decode_and_encode_and_skips_tiles_as_large_as_th
     source = tmp_path / 'clip.mkv'
     write_clip(source, smooth_frames(3, 12, 16, 255, np.uint8))
     assert 0 < media_ms_per_frame(source, 'out.mkv', scale=2) and 0 < media_ms_per_frame(source, '-', scale=2)
+
+
+def test_a_cut_matroska_file_without_a_frame_count_is_found_by_its_demuxer(tmp_path, net):
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8))
+    with av.open(str(source)) as c:
+        cut = [p.pos for p in c.demux(video=0) if p.size][4] + 5  # inside the fifth frame's block
+    source.write_bytes(source.read_bytes()[:cut])
+    stats, _ = upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, tmp_path / 'o.mkv',
+                             report=lambda _: None, progress=False)
+    assert stats.frames == 4 and stats.shortfall and '4 frames were decoded' in stats.shortfall
+    complete = tmp_path / 'whole.mkv'
+    write_clip(complete, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8))
+    stats, _ = upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), complete, tmp_path / 'w.mkv',
+                             report=lambda _: None, progress=False)
+    assert stats.frames == len(VFR_PTS) and stats.shortfall is None

@@ -105,9 +105,12 @@ class VideoFileSource:
     def __init__(self, path: Union[str, Path], threads: int = 0) -> None:
         self.path = str(path)
         try:
-            self.container = av.open(self.path)
+            with captured_log() as logs:  # a demuxer may find the file cut short while probing it
+                self.container = av.open(self.path)
         except (av.FFmpegError, OSError) as err:
             raise ImageReadError(f'cannot open video {path}: {err}') from None
+        self.errors: List[str] = []  # what went wrong while reading (damaged packets, an early end)
+        self._keep_demuxer_errors(logs)
         if not self.container.streams.video:
             self.container.close()
             raise ImageReadError(f'{path} has no video stream')
@@ -116,7 +119,6 @@ class VideoFileSource:
         self.video.codec_context.thread_count = threads
         self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES]
         self.decoded = 0
-        self.errors: List[str] = []  # what went wrong while reading (damaged packets, an early end)
         first = self._first_frame()
         fmt = first.format
         rate = self.video.average_rate or self.video.guessed_rate
@@ -160,9 +162,13 @@ class VideoFileSource:
         """
         with captured_log() as logs:
             yield from self._items()
+        self._keep_demuxer_errors(logs)
+
+    def _keep_demuxer_errors(self, logs: List[Tuple[int, str, str]]) -> None:
         demuxer = self.container.format.name
         self.errors += [text.strip() for level, name, text in logs
-                        if name == demuxer and level <= av.logging.ERROR and text.strip()]
+                        if name == demuxer and level <= av.logging.ERROR and text.strip() and
+                        text.strip() not in self.errors]
 
     def _items(self) -> Iterator[Union[DecodedFrame, av.Packet]]:
         rgb = _rgb_format(self.info.bit_depth)
@@ -202,8 +208,14 @@ class VideoFileSource:
         short = expected is not None and self.decoded < expected
         if not short and not self.errors:
             return None
-        counted = (f'{self.decoded} of {expected} frames (its container states) were decoded' if expected is not None
-                   else f'{self.decoded} frames were decoded')
+        if expected is not None:
+            counted = f'{self.decoded} of {expected} frames (its container states) were decoded'
+        else:
+            counted = f'{self.decoded} frames were decoded'
+            seconds = self.container.duration / av.time_base if self.container.duration else None
+            if seconds and self.info.rate:  # a hint only: the average rate of a variable-rate clip is rough
+                counted += f' (its duration, {seconds:.2f} s, holds about {round(seconds * self.info.rate)})'
+
         damage = ''.join(f'; {error}' for error in self.errors)
         return f'{self.path} is truncated or damaged: {counted}{damage}'
 
