@@ -13,7 +13,8 @@ same static-window logic runs with onnxruntime's CPU provider.
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from dataclasses import replace
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -123,6 +124,28 @@ def onnx_backend(net: nn.Module, opts: InferenceOptions, device: torch.device, t
         providers.insert(0, ('TensorrtExecutionProvider', options))
         report(f'TensorRT engine ({precision}, window {window}x{window}, batch {batch}) cached in {folder}')
     return OnnxRuntimeNetwork(str(model), reference, providers, window, batch)
+
+
+def fit_static_window(net: nn.Module, opts: InferenceOptions, backend: str, height: int, width: int,
+                      option: str = 'tile_size') -> Tuple[InferenceOptions, Optional[str]]:
+    """(``opts``, note): the tile shrunk, where needed, so that a static window (onnxruntime with a tile,
+    TensorRT) fits ``height`` x ``width`` LR frames, as the torch backend runs a tile larger than the
+    frame whole. Tiles are exact, so the output is the same. Raises ``OptionError`` for frames smaller
+    than the network's context (2 x pad + 2 LR pixels)."""
+    tensorrt = backend == 'tensorrt'
+    if backend == 'torch' or not (opts.tile_size or tensorrt):
+        return opts, None
+    pad = round_up(opts.tile_pad if opts.tile_pad is not None else net.receptive_radius, 2)
+    tile = round_up(opts.tile_size or TENSORRT_TILE, 2)
+    largest = (min(height, width) - 2 * pad) // 2 * 2
+    if tile <= largest:
+        return opts, None
+    if largest < 2:
+        raise OptionError(option, f'{width}x{height} frames are smaller than a {backend} window ({2 * pad + 2}x'
+                          f'{2 * pad + 2} LR pixels at least); use --backend torch')
+    return replace(opts, tile_size=largest), (f'{option} {tile} needs a {tile + 2 * pad}x{tile + 2 * pad} {backend} '
+                                              f'window, larger than {width}x{height} frames; using {option} {largest} '
+                                              '(tiles are exact: same output)')
 
 
 def build_backend(backend: str, net: nn.Module, opts: InferenceOptions, device: torch.device,

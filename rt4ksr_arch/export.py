@@ -105,6 +105,12 @@ def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: b
             torch.onnx.export(graph, (example, ), partial, input_names=['lq'], output_names=['sr'],
                               opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
         model = onnx.load(partial)
+        if not dynamic:
+            # the exporter leaves the output's shape symbolic (it is computed by the odd-size pad and
+            # crop arithmetic); a static file states it, and the check below runs the real one
+            static = (batch, reference.config.num_out_ch, size[0] * scale, size[1] * scale)
+            for dim, value in zip(model.graph.output[0].type.tensor_type.shape.dim, static):
+                dim.dim_value = value
         io = io_convention(scale, half_io, clamp)
         for key, value in ((CONFIG_KEY, json.dumps(reference.config.to_dict())), ('scale', str(scale)),
                            ('io', json.dumps(io))):

@@ -222,7 +222,9 @@ class Upscaler:
             if min(lq.shape[-2:]) < window:
                 raise OptionError(self.option_names.get('tile_size', 'tile_size'),
                                   f'must fit: the network runs one static {window}x{window} LR window; a '
-                                  f'{lq.shape[-1]}x{lq.shape[-2]} input needs a smaller tile or the torch backend')
+                                  f'{lq.shape[-1]}x{lq.shape[-2]} input needs a tile of at most '
+                                  f'{max(0, (min(lq.shape[-2:]) - 2 * round_up(pad, 2)) // 2 * 2)}, or the torch '
+                                  'backend')
             opts = replace(opts, tile_size=window - 2 * round_up(pad, 2))
         if not opts.tile_size:
             return self_ensemble(forward, lq) if opts.self_ensemble else forward(lq)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from rt4ksr_arch import RT4KSR, InferenceOptions, Upscaler
-from rt4ksr_arch.backends import OnnxRuntimeNetwork, build_backend, weights_digest
+from rt4ksr_arch.backends import OnnxRuntimeNetwork, build_backend, fit_static_window, weights_digest
+from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.ops.tiling import tile_spans
 from tests.helpers import randomize_
 
@@ -42,3 +43,16 @@ def test_a_static_onnx_window_tiles_any_size_exactly_like_the_whole_image(tmp_pa
     small = torch.rand(1, 3, 30, 60)
     with pytest.raises(ValueError, match='static 44x44'):
         upscaler(small)
+
+
+def test_a_static_window_larger_than_the_frames_is_shrunk_to_fit_with_a_note():
+    net = RT4KSR(upscale=2)
+    pad = net.receptive_radius + net.receptive_radius % 2
+    opts = InferenceOptions(tile_size=64)
+    fitted, note = fit_static_window(net, opts, 'onnxruntime', 90, 160, '--tile')
+    assert fitted.tile_size == 90 - 2 * pad and '--tile 64' in note and '160x90' in note
+    assert fit_static_window(net, opts, 'onnxruntime', 200, 300) == (opts, None)  # fits: unchanged
+    assert fit_static_window(net, opts, 'torch', 20, 20) == (opts, None)  # torch runs a large tile whole
+    assert fit_static_window(net, InferenceOptions(), 'tensorrt', 90, 160)[0].tile_size == 90 - 2 * pad
+    with pytest.raises(OptionError, match='use --backend torch'):
+        fit_static_window(net, opts, 'onnxruntime', 2 * pad, 2 * pad)

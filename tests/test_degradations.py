@@ -72,3 +72,11 @@ def test_dataset_jpeg_quality_compresses_the_bicubic_lr(tmp_path):
     assert torch.equal(compressed['lq'], jpeg(plain['lq'], 90)) and not torch.equal(compressed['lq'], plain['lq'])
     with pytest.raises(OptionError, match='jpeg_quality'):
         OnlineBicubicPairedDataset({**opt, 'jpeg_quality': 0})
+
+
+def test_score_caveats_name_every_difference_from_the_challenges_timing():
+    from rt4ksr_arch.cli.benchmark import score_caveats
+    assert score_caveats((1080, 1920), 2, 1, torch.device('cuda'), 'fp16') == []  # the challenge's x2 setting
+    assert score_caveats((720, 1280), 3, 1, torch.device('cuda'), 'fp16') == []
+    caveats = score_caveats((180, 320), 2, 4, torch.device('cpu'), 'fp32')
+    assert caveats == ['timed at 320x180: --input 1080x1920', 'batch 4', 'on a CPU', 'fp32']

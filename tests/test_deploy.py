@@ -93,6 +93,8 @@ def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io, onnxruntime):
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(4))
     got = onnx_output(onnxruntime, out, x.half().numpy() if half_io else x.numpy())
     assert got.dtype == (np.float16 if half_io else np.float32)
+    session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    assert session.get_outputs()[0].shape == [1, 3, 40, 56]  # a static file states its output shape
     with torch.no_grad():
         assert np.abs(got.astype(np.float32) - net(x).numpy()).max() <= 2e-2
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from rt4ksr_arch import RT4KSR, InferenceOptions, Upscaler
-from rt4ksr_arch.media import VideoOptions, upscale_video
+from rt4ksr_arch.errors import ImageReadError, OptionError
+from rt4ksr_arch.media import VideoOptions, choose_encoder, upscale_video
 from tests.helpers import REPO, randomize_, run_module
 
 TB = Fraction(1, 1000)
@@ -31,8 +32,9 @@ def smooth_frames(count: int, height: int, width: int, peak: int, dtype, seed: i
 
 
 def write_clip(path: Path, frames: list, codec: str = 'libx264', pix_fmt: str = 'yuv420p', audio: bool = False,
-               subtitles: bool = False, rotation: int = 0, options: dict = None) -> None:
-    """A clip with ``frames`` at VFR_PTS (ms), BT.709 tags, and optionally an AAC tone and SubRip subtitles."""
+               subtitles: bool = False, rotation: int = 0, options: dict = None, sar: Fraction = None) -> None:
+    """A clip with ``frames`` at VFR_PTS (ms), BT.709 tags, and optionally an AAC tone, SubRip subtitles and a
+    sample aspect ratio."""
     out = av.open(str(path), 'w')
     out.metadata['title'] = 'rt4ksr test clip'
     video = out.add_stream(codec, options=options or {'preset': 'ultrafast'})
@@ -42,6 +44,8 @@ def write_clip(path: Path, frames: list, codec: str = 'libx264', pix_fmt: str = 
         setattr(video.codec_context, name, value)
     if rotation:
         video.set_display_rotation(rotation)
+    if sar:
+        video.codec_context.sample_aspect_ratio = sar
     if audio:
         sound = out.add_stream('aac', rate=48000)
         sound.metadata['language'] = 'fra'
@@ -149,11 +153,13 @@ def test_cli_keeps_streams_timestamps_colour_rotation_and_metadata(tmp_path, wei
     assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]  # no partial file left
 
 
-def test_10_bit_in_is_10_bit_out_and_matches_the_network_on_16_bit_frames(tmp_path, net):
+@pytest.mark.parametrize('codec, crf', [('ffv1', None), ('libx264', 0)])  # x264 --crf 0: its lossless qp 0
+def test_10_bit_in_is_10_bit_out_and_matches_the_network_on_16_bit_frames(tmp_path, net, codec, crf):
     source = tmp_path / 'deep.mkv'
     write_clip(source, smooth_frames(3, 16, 20, 65535, np.uint16, seed=1), pix_fmt='yuv420p10le')
     target = tmp_path / 'deep_x2.mkv'
-    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, VideoOptions(codec='ffv1', batch=2),
+    options = VideoOptions(codec=codec, crf=crf, pix_fmt='yuv420p10le', batch=2)
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, options,
                   report=lambda _: None, progress=False)
     outputs = decoded(target)
     assert [f['format'] for f in outputs] == ['yuv420p10le'] * 3
@@ -248,3 +254,295 @@ def test_stdout_raw_video_and_the_viewer_command(tmp_path, weights, net):
         x = torch.from_numpy(first.astype(np.float32) / 255).permute(2, 0, 1)[None]
         expected = net(x)[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255
     assert np.abs(raw.reshape(3, 24, 32, 3)[0].astype(np.float64) - expected).max() <= 1.0 + 1e-3
+
+
+def codec_of(path: Path) -> tuple:
+    """(codec name, codec tag, pixel format) of the first video stream."""
+    with av.open(str(path)) as c:
+        context = c.streams.video[0].codec_context
+        return context.name, context.codec_tag, context.pix_fmt
+
+
+@pytest.mark.parametrize('suffix, codec', [('.ts', 'h264'), ('.m2ts', 'h264'), ('.webm', 'vp9'), ('.y4m', 'rawvideo')])
+def test_default_codec_is_one_the_output_container_holds(tmp_path, net, suffix, codec):
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8))
+    target = tmp_path / f'out{suffix}'
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, report=lambda _: None, progress=False)
+    assert codec_of(target)[0] == codec and len(decoded(target)) == 2
+
+
+def test_text_subtitles_are_converted_to_the_containers_text_codec_both_ways(tmp_path, net):
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8), subtitles=True)
+    upscaler = Upscaler(net, InferenceOptions(), 'cpu')
+    said = []
+    upscale_video(upscaler, source, tmp_path / 'a.mp4', report=said.append, progress=False)  # SubRip -> mov_text
+    upscale_video(upscaler, tmp_path / 'a.mp4', tmp_path / 'b.mkv', report=said.append, progress=False)  # and back
+    assert any('converted to mov_text' in s for s in said), said
+
+    def texts(path: Path) -> list:
+        with av.open(str(path)) as c:
+            stream = c.streams.subtitles[0]
+            return stream.codec_context.name, [(p.pts * p.time_base, ''.join(
+                getattr(r, 'dialogue', b'').decode() or getattr(r, 'text', b'').decode() for r in s.rects))
+                for p in c.demux(stream) if p.size for s in [stream.codec_context.decode2(p)] if s]
+
+    assert texts(tmp_path / 'a.mp4')[0] == 'mov_text' and texts(tmp_path / 'b.mkv')[0] != 'mov_text'
+    for path in (tmp_path / 'a.mp4', tmp_path / 'b.mkv'):
+        got = texts(path)[1]
+        assert [t for t, _ in got] == [Fraction(50, 1000), Fraction(160, 1000)]
+        assert 'Hello' in got[0][1] and 'World' in got[1][1]
+
+
+def test_a_stream_the_container_cannot_carry_is_one_error_line_naming_drop(tmp_path, weights):
+    source = tmp_path / 'clip.ts'  # AAC in MPEG-TS is ADTS, which AVI does not take
+    write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8), audio=True)
+    refused = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(tmp_path / 'o.avi'), '--weights',
+                         str(weights), '--device', 'cpu')
+    assert refused.returncode == 2 and refused.stderr.count('error:') == 1, refused.stderr
+    assert 'Traceback' not in refused.stderr and '--drop 1' in refused.stderr and 'rt4ksr_mux' not in refused.stderr
+    assert not (tmp_path / 'o.avi').exists()
+    audio_codec = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(tmp_path / 'o.mkv'), '--weights',
+                             str(weights), '--device', 'cpu', '--codec', 'aac')
+    assert audio_codec.returncode == 2 and 'Traceback' not in audio_codec.stderr
+    assert "error: --codec 'aac' is not a video encoder" in audio_codec.stderr
+    dropped = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(tmp_path / 'o.avi'), '--weights',
+                         str(weights), '--device', 'cpu', '--drop', 'audio')
+    assert dropped.returncode == 0, dropped.stderr
+    with av.open(str(tmp_path / 'o.avi')) as c:
+        assert [s.type for s in c.streams] == ['video']
+
+
+def test_truncated_source_warns_naming_frames_read_and_exits_1(tmp_path, weights):
+    source = tmp_path / 'clip.mp4'
+    frames = smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8)
+    with av.open(str(source), 'w', options={'movflags': 'faststart'}) as out:  # index first: a cut file still opens
+        video = out.add_stream('libx264', options={'preset': 'ultrafast'})
+        video.width, video.height, video.pix_fmt = 16, 12, 'yuv420p'
+        video.time_base = video.codec_context.time_base = TB
+        for pts, array in zip(VFR_PTS, frames):
+            frame = av.VideoFrame.from_ndarray(array, format='rgb24')
+            frame.pts, frame.time_base = pts, TB
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    with av.open(str(source)) as c:
+        cut = [p.pos for p in c.demux(video=0) if p.size][4]  # the file ends before the fifth frame
+    source.write_bytes(source.read_bytes()[:cut])
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(tmp_path / 'o.mkv'), '--weights',
+                      str(weights), '--device', 'cpu')
+    read = len(decoded(tmp_path / 'o.mkv'))
+    assert done.returncode == 1 and 0 < read < len(VFR_PTS), done.stderr
+    assert f'{read} of {len(VFR_PTS)} frames' in done.stderr and 'warning:' in done.stderr
+
+
+def test_colour_tags_rgb_encoders_and_rgb_sources(tmp_path, net):
+    import cv2
+    upscaler = Upscaler(net, InferenceOptions(), 'cpu')
+    source = tmp_path / 'clip.mkv'  # tagged BT.709: an RGB encoder must not be tagged with its matrix
+    write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8, seed=4), pix_fmt='yuv444p',
+               options={'preset': 'ultrafast', 'qp': '0'})
+    upscale_video(upscaler, source, tmp_path / 'rgb.mkv', VideoOptions(codec='libx264rgb', crf=0),
+                  report=lambda _: None, progress=False)
+    with av.open(str(tmp_path / 'rgb.mkv')) as c:
+        assert c.streams.video[0].codec_context.colorspace == 0  # AVCOL_SPC_RGB
+        got = next(c.decode(video=0)).to_ndarray(format='rgb24').astype(np.float64)
+    with torch.no_grad():
+        src = decoded(source, 'rgb24')[0]['rgb']
+        want = net(torch.from_numpy(src / 255.).float().permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0)
+    assert np.abs(got - want.numpy() * 255).max() <= 1.0 + 1e-3  # lossless RGB: the network's output
+
+    folder = tmp_path / 'seq'  # RGB images: written BT.709 limited range, and tagged so
+    folder.mkdir()
+    image = smooth_frames(1, 12, 16, 255, np.uint8, seed=5)[0]
+    cv2.imwrite(str(folder / '0.png'), image[:, :, ::-1])
+    upscale_video(upscaler, folder, tmp_path / 'seq.mkv', VideoOptions(codec='libx264', crf=0, pix_fmt='yuv444p'),
+                  report=lambda _: None, progress=False)
+    with av.open(str(tmp_path / 'seq.mkv')) as c:
+        context = c.streams.video[0].codec_context
+        assert {name: getattr(context, name) for name in BT709} == BT709
+        got = planes(next(c.decode(video=0)))
+    with torch.no_grad():
+        sr = net(torch.from_numpy(image / 255.).float().permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0)
+    y = 16 + 219 * (sr.double().numpy() * [0.2126, 0.7152, 0.0722]).sum(-1)  # BT.709 luma, limited range
+    assert np.abs(got[0] - y).max() <= 1.0 + 1e-3
+
+
+def test_ffv1_keeps_odd_sizes_exactly(tmp_path):
+    source = tmp_path / 'odd.mkv'
+    write_clip(source, smooth_frames(2, 13, 17, 255, np.uint8), pix_fmt='yuv444p')
+    said = []
+    upscale_video(Upscaler(RT4KSR(upscale=3), InferenceOptions(), 'cpu'), source, tmp_path / 'o.mkv',
+                  VideoOptions(codec='ffv1'), report=said.append, progress=False)
+    first = decoded(tmp_path / 'o.mkv')[0]
+    assert (first['width'], first['height']) == (51, 39) and not any('padded' in s for s in said)
+
+
+def sar(path: Path) -> Fraction:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].sample_aspect_ratio
+
+
+def test_aspect_ratio_dispositions_chapters_and_attachments_are_kept(tmp_path, net):
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8), subtitles=True, sar=Fraction(32, 27))
+    with av.open(str(source)) as src, av.open(str(tmp_path / 'full.mkv'), 'w') as out:  # remux with the extras
+        video = out.add_stream_from_template(src.streams.video[0])
+        subs = out.add_stream_from_template(src.streams.subtitles[0])
+        subs.disposition = av.stream.Disposition.forced
+        out.add_attachment('font.ttf', 'font/ttf', b'not really a font')
+        out.set_chapters([{'id': 1, 'start': 0, 'end': 150, 'time_base': TB, 'metadata': {'title': 'one'}},
+                          {'id': 2, 'start': 150, 'end': 333, 'time_base': TB, 'metadata': {'title': 'two'}}])
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = video if packet.stream.type == 'video' else subs
+                out.mux(packet)
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), tmp_path / 'full.mkv', tmp_path / 'o.mkv',
+                  report=lambda _: None, progress=False)
+    with av.open(str(tmp_path / 'o.mkv')) as c:
+        assert c.streams.video[0].sample_aspect_ratio == Fraction(32, 27) == sar(tmp_path / 'full.mkv')
+        assert c.streams.subtitles[0].disposition & av.stream.Disposition.forced
+        assert [a.name for a in c.streams.attachments] == ['font.ttf']
+        assert [ch['metadata']['title'] for ch in c.chapters()] == ['one', 'two']
+    said = []
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), tmp_path / 'full.mkv', tmp_path / 'o.mp4',
+                  report=said.append, progress=False)
+    with av.open(str(tmp_path / 'o.mp4')) as c:
+        assert [ch['metadata']['title'] for ch in c.chapters()] == ['one', 'two']
+    assert any('attachment(s) (font.ttf) not kept' in s for s in said), said
+
+
+def test_hdr10_source_gives_hevc_main10_tagged_hvc1_with_its_mastering_metadata(tmp_path, net):
+    source = tmp_path / 'hdr.mkv'
+    master = 'G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)'
+    # x265 10-bit corrupted the heap on pictures under 64x64 (FFmpeg 8.1 wheel): 64x64 and up
+    write_clip(source, smooth_frames(2, 64, 64, 65535, np.uint16), codec='libx265', pix_fmt='yuv420p10le',
+               options={'preset': 'ultrafast', 'x265-params': f'log-level=error:hdr10=1:master-display={master}:'
+                        'max-cll=1000,400'})
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, tmp_path / 'o.mp4', report=lambda _: None,
+                  progress=False)
+    assert codec_of(tmp_path / 'o.mp4') == ('hevc', 'hvc1', 'yuv420p10le')
+
+    def side_data(path: Path) -> dict:
+        kinds = (av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA, av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL)
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0))  # kept alive: its side data points into it
+            return {d.type: bytes(d) for d in frame.side_data if d.type in kinds}
+
+    assert len(side_data(source)) == 2 and side_data(tmp_path / 'o.mp4') == side_data(source)
+
+
+def test_encoder_settings_are_checked_and_named():
+    with pytest.raises(OptionError, match="'bogus' is not a preset of libx264"):
+        choose_encoder('h264', 8, False, preset='bogus')
+    with pytest.raises(OptionError, match='libx264 has no option foo'):
+        choose_encoder('h264', 8, False, extra={'foo': '1'})
+    with pytest.raises(OptionError, match='lossless') as refused:
+        choose_encoder('ffv1', 8, False, crf=3)
+    assert refused.value.field == 'crf'
+    lossless = choose_encoder('h264', 10, False, crf=0).options
+    assert lossless['qp'] == '0' and 'crf' not in lossless
+    assert 'crf' not in choose_encoder('h264', 8, False, extra={'qp': '4'}).options  # the user's qp is not overridden
+
+
+def test_inputs_that_would_be_ignored_are_refused(tmp_path, net):
+    import cv2
+    upscaler = Upscaler(net, InferenceOptions(), 'cpu')
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(2, 12, 16, 255, np.uint8))
+    with pytest.raises(OptionError, match='keeps its own timestamps'):
+        upscale_video(upscaler, source, tmp_path / 'o.mkv', VideoOptions(frame_rate=Fraction(30)), progress=False)
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.zeros((12, 16, 3), np.uint8))
+    (folder / 'clip.mkv').write_bytes(source.read_bytes())
+    with pytest.raises(ImageReadError, match=r'holds video files \(clip.mkv\)'):
+        upscale_video(upscaler, folder, tmp_path / 'o.mp4', progress=False)
+    assert not (tmp_path / 'o.mkv').exists() and not (tmp_path / 'o.mp4').exists()
+    alpha = tmp_path / 'alpha.mkv'
+    write_clip(alpha, smooth_frames(2, 12, 16, 255, np.uint8), codec='ffv1', pix_fmt='bgra', options={})
+    said = []
+    upscale_video(upscaler, alpha, tmp_path / 'a.mkv', VideoOptions(codec='ffv1', pix_fmt='bgra'),
+                  report=said.append, progress=False)
+    assert any("alpha channel is not in the output" in s for s in said), said
+    assert any('bgra has an alpha channel: written opaque' in s for s in said), said
+
+
+def test_frames_go_into_a_named_folder_upright_and_video_flags_are_refused(tmp_path, weights, net):
+    import cv2
+    source = tmp_path / 'clip.mp4'
+    write_clip(source, smooth_frames(2, 24, 32, 255, np.uint8, seed=6), rotation=90, pix_fmt='yuv444p')
+    results = tmp_path / 'results'  # does not exist yet: the same names as when it does
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), str(results), '--frames', '--weights',
+                      str(weights), '--device', 'cpu')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'turned upright (90 degrees' in done.stdout
+    assert sorted(p.name for p in (results / 'clip_x2').iterdir()) == ['frame_000000.png', 'frame_000001.png']
+    first = cv2.imread(str(results / 'clip_x2' / 'frame_000000.png'))[:, :, ::-1].astype(np.float64)
+    with torch.no_grad():
+        src = decoded(source, 'rgb24')[0]['rgb']
+        sr = net(torch.from_numpy(src / 255.).float().permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0) * 255
+    # shown as players show it: FFmpeg's display matrix 90 turns the picture counterclockwise (ffmpeg's own
+    # autorotation agrees), i.e. numpy's rot90 once
+    assert first.shape == (64, 48, 3) and np.abs(first - np.rot90(sr.numpy(), 1)).max() <= 1.0 + 1e-3
+    for flags, wrong in ((['--frames', str(tmp_path / 'x.mov')], 'names a video'),
+                         (['--frames', str(tmp_path / 'f'), '--codec', 'h265'], '--codec does not apply')):
+        refused = run_module('-m', 'rt4ksr_arch', 'upscale', str(source), *flags[1:], flags[0], '--weights',
+                             str(weights), '--device', 'cpu')
+        assert refused.returncode == 2 and wrong in refused.stderr, refused.stderr
+    assert not (tmp_path / 'x.mov').exists() and not (tmp_path / 'f').exists()
+
+
+def test_sigterm_leaves_no_partial_file(tmp_path, weights):
+    import signal
+    import time
+    source = tmp_path / 'clip.mkv'
+    with av.open(str(source), 'w') as out:
+        video = out.add_stream('libx264', rate=25, options={'preset': 'ultrafast'})
+        video.width, video.height, video.pix_fmt = 128, 96, 'yuv420p'
+        for frame in smooth_frames(60, 96, 128, 255, np.uint8):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+        out.mux(video.encode(None))
+    out_dir = tmp_path / 'out'
+    run = subprocess.Popen([sys.executable, '-m', 'rt4ksr_arch', 'upscale', str(source), str(out_dir), '--weights',
+                            str(weights), '--device', 'cpu', '--self-ensemble'], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out_dir.exists() and any(out_dir.iterdir())) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)  # while the hidden partial file is being written
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM and 'terminated' in stderr, stderr[-3000:]
+    assert not list(out_dir.iterdir())
+
+
+def test_realtime_choice_counts_decode_and_encode_and_skips_tiles_as_large_as_the_frame(tmp_path, net):
+    from rt4ksr_arch.media import media_ms_per_frame, pick_realtime
+    from rt4ksr_arch.media.realtime import candidates
+    assert candidates(torch.device('cpu'), 180, 320) == [('fp32', None, 1), ('bf16', None, 1)]
+    assert ('fp32', 512, 1) in candidates(torch.device('cpu'), 1080, 1920)
+    cpu = torch.device('cpu')
+    easy = pick_realtime(net, InferenceOptions(), cpu, 12, 16, target_fps=1)  # 850 ms for a 12x16 frame
+    assert easy.fits and easy.options.precision == 'fp32' and easy.frame_ms == easy.ms_per_frame
+    # the same network, but decode + encode alone take the budget: it cannot fit, and says so
+    busy = pick_realtime(net, InferenceOptions(), cpu, 12, 16, target_fps=1, media_ms=900)
+    assert not busy.fits and busy.frame_ms == busy.ms_per_frame + 900 and 'does NOT fit' in busy.describe()
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(3, 12, 16, 255, np.uint8))
+    assert 0 < media_ms_per_frame(source, 'out.mkv', scale=2) and 0 < media_ms_per_frame(source, '-', scale=2)
+
+
+def test_a_cut_matroska_file_without_a_frame_count_is_found_by_its_demuxer(tmp_path, net):
+    source = tmp_path / 'clip.mkv'
+    write_clip(source, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8))
+    with av.open(str(source)) as c:
+        cut = [p.pos for p in c.demux(video=0) if p.size][4] + 5  # inside the fifth frame's block
+    source.write_bytes(source.read_bytes()[:cut])
+    stats, _ = upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, tmp_path / 'o.mkv',
+                             report=lambda _: None, progress=False)
+    assert stats.frames == 4 and stats.shortfall and '4 frames were decoded' in stats.shortfall
+    complete = tmp_path / 'whole.mkv'
+    write_clip(complete, smooth_frames(len(VFR_PTS), 12, 16, 255, np.uint8))
+    stats, _ = upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), complete, tmp_path / 'w.mkv',
+                             report=lambda _: None, progress=False)
+    assert stats.frames == len(VFR_PTS) and stats.shortfall is None

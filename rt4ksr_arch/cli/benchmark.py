@@ -20,7 +20,7 @@ degradation (``--degradation ntire23`` of ``rt4ksr evaluate``).
 import argparse
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -174,3 +174,18 @@ def print_scores(args: argparse.Namespace, net: torch.nn.Module, dev: torch.devi
         print(f'NTIRE 2023 score on {name} (ntire23 degradation, Y-PSNR border 0): RT4KSR '
               f'{methods["RT4KSR"]["psnr_y"]:.3f} dB, bicubic {methods["bicubic"]["psnr_y"]:.3f} dB, ΔPSNR {delta:.3f} '
               f'dB, at {ms:.3f} ms -> score {ntire_score(delta, ms):.2f}')
+    differences = score_caveats(args.input, net.upscale, args.batch, dev, args.precision)
+    if differences:
+        print(f'note: the challenge timed one {3840 // net.upscale}x{2160 // net.upscale} fp16 input on a GPU (x'
+              f'{net.upscale} -> 4K); this run differs ({"; ".join(differences)}), so these scores rank runs made '
+              'alike, not entries of the challenge')
+
+
+def score_caveats(size: Tuple[int, int], scale: int, batch: int, dev: torch.device, precision: str) -> List[str]:
+    """How a timing differs from the NTIRE 2023 protocol's (LR 2160/s x 3840/s, batch 1, fp16, a GPU)."""
+    height, width = size
+    challenge = (2160 // scale, 3840 // scale)
+    return [text for wrong, text in (
+        ((height, width) != challenge, f'timed at {width}x{height}: --input {challenge[0]}x{challenge[1]}'),
+        (batch != 1, f'batch {batch}'), (dev.type != 'cuda', f'on a {dev.type.upper()}'),
+        (precision != 'fp16', f'{precision}')) if wrong]

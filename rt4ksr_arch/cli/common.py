@@ -6,6 +6,7 @@ everywhere. User errors (``RT4KSRError``, and ``OSError`` on a user's path) beco
 ``error: …`` line and exit status 2; any other exception is a bug and keeps its traceback.
 """
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -202,8 +203,21 @@ def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
                                 'another output')
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a service manager, a container stop), handled as Ctrl-C: partial outputs are removed."""
+
+
+def _terminate(signum: int, frame) -> NoReturn:
+    raise Terminated()
+
+
 def run_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """``run(args)``, with user errors turned into one ``error:`` line and exit status 2."""
+    """``run(args)``, with user errors turned into one ``error:`` line and exit status 2; Ctrl-C (130) and
+    SIGTERM (143) stop it the same way, through every cleanup."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        previous = None
     try:
         return run(args)
     except (RT4KSRError, OSError) as err:
@@ -211,6 +225,9 @@ def run_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
             f'{err.strerror or err}: {err.filename}'
         print(f'error: {message}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print('terminated' if isinstance(err, Terminated) else 'interrupted', file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -39,9 +39,12 @@ class PipelineStats:
 
     frames: int = 0
     seconds: float = 0.0  # wall time, first decode to last encode
-    network_seconds: float = 0.0  # network thread: batches through the network, host<->device, rounding
+    # network thread busy time: batches through the network, host<->device, rounding; on a CPU the
+    # decoder and encoder share the cores meanwhile, so this is not the network's speed alone
+    network_seconds: float = 0.0
     latencies_ms: List[float] = field(default_factory=list)
     deadline_misses: Optional[int] = None  # with a target frame rate
+    shortfall: Optional[str] = None  # the source ended early or was damaged (VideoFileSource.shortfall)
 
     @property
     def fps(self) -> float:

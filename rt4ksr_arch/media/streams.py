@@ -6,11 +6,14 @@ to copy, in the container's order. A sink takes the upscaled frames (same dtype)
 copied packets. Every file sink writes beside its target and renames when complete: an
 interrupted or failed run leaves nothing under the target name.
 
-Colour: frames are converted to and from RGB with the source's matrix and range (swscale), and
-the output is tagged with the source's primaries, transfer, matrix and range; the display
-matrix (rotation) and stream / container metadata are copied. Timestamps: every output frame
-keeps its source frame's timestamp in the source's time base (variable frame rate stays in
-sync); copied packets keep theirs.
+Colour (``colour``): frames are converted to and from RGB with the source's matrix and range
+(where the source leaves them unspecified, what players assume), and the output is tagged with
+every field explicitly. Kept: the display matrix (rotation), the sample aspect ratio, HDR10
+metadata (through the encoder, ``codecs``), stream and container metadata, dispositions
+(default / forced), chapters and attachments where the output container holds them.
+Timestamps: every output frame keeps its source frame's timestamp in the source's time base
+(variable frame rate stays in sync); copied packets keep theirs. A damaged or truncated source
+is decoded as far as it goes; ``VideoFileSource.shortfall`` says what was missing.
 """
 import os
 import shutil
@@ -26,16 +29,17 @@ import cv2
 import numpy as np
 
 from rt4ksr_arch.data.image_io import decode_unchanged, list_images
-from rt4ksr_arch.errors import ImageReadError, OptionError
-from rt4ksr_arch.media.codecs import EncoderChoice
+from rt4ksr_arch.errors import ImageReadError
+from rt4ksr_arch.media.codecs import EncoderChoice, HdrMetadata, captured_log, even_padding
+from rt4ksr_arch.media.colour import Colour, source_colour
+from rt4ksr_arch.media.containers import (ATTACHMENT_FORMATS, CHAPTER_FORMATS, COPIED_TYPES, StreamPlan, add_copy,
+                                          write_copied)
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.ts', '.mts', '.m2ts', '.flv', '.wmv', '.mpg',
                     '.mpeg', '.y4m', '.ogv')
-COPIED_TYPES = ('audio', 'subtitle')
-COLOR_FIELDS = ('color_primaries', 'color_trc', 'colorspace', 'color_range')
-UNSPECIFIED = 2  # AVCOL_PRI/TRC/SPC_UNSPECIFIED
-MPEG_RANGE, UNSPECIFIED_RANGE = 1, 0
+HVC1_FORMATS = ('mp4', 'mov', 'ipod')  # HEVC tagged hvc1 (parameter sets in the header), as Apple players need
 Report = Callable[[str], None]
+SideData = av.sidedata.sidedata.Type
 
 
 def is_video_name(path: Union[str, Path]) -> bool:
@@ -62,11 +66,18 @@ class VideoInfo:
     bit_depth: int  # bits per sample of the source pixel format
     time_base: Fraction
     rate: Optional[Fraction]  # average frame rate (encoder rate control, raw-pipe viewers)
+    colour: Colour  # what the source's pixels mean (unspecified tags read as players read them)
     frames: Optional[int] = None  # when the container says
-    color: Dict[str, int] = field(default_factory=dict)  # COLOR_FIELDS -> FFmpeg enum value
+    alpha: bool = False  # the source has an alpha channel (the network upscales RGB only)
+    rotation: int = 0  # degrees counterclockwise that players turn the frames (display matrix)
     display_matrix: Optional[List[int]] = None  # 9 int32, FFmpeg's AV_PKT_DATA_DISPLAYMATRIX layout
+    sample_aspect_ratio: Optional[Fraction] = None
+    hdr: Optional[HdrMetadata] = None
     metadata: Dict[str, str] = field(default_factory=dict)  # container tags (title, ...)
     stream_metadata: Dict[str, str] = field(default_factory=dict)  # video stream tags (language, ...)
+    disposition: int = 0  # of the video stream
+    chapters: List[dict] = field(default_factory=list)
+    attachments: List[Tuple[str, str, bytes]] = field(default_factory=list)  # (name, mimetype, data)
 
     @property
     def peak(self) -> int:
@@ -78,18 +89,28 @@ def _rgb_format(bit_depth: int) -> str:
     return 'rgb48le' if bit_depth > 8 else 'rgb24'
 
 
+def _side_data(frame: av.VideoFrame, kind) -> Optional[bytes]:
+    data = next((d for d in frame.side_data if d.type == kind), None)
+    return bytes(data) if data is not None else None
+
+
 class VideoFileSource:
     """Frames and the packets to copy of a video file (any container and codec FFmpeg reads).
 
-    Raises ``ImageReadError`` when the file cannot be opened or has no video stream.
+    The first frame is decoded once up front (a second reader) for what only frames carry:
+    colour tags, rotation, HDR10 side data. Raises ``ImageReadError`` when the file cannot be
+    opened, has no video stream or no decodable frame.
     """
 
     def __init__(self, path: Union[str, Path], threads: int = 0) -> None:
         self.path = str(path)
         try:
-            self.container = av.open(self.path)
+            with captured_log() as logs:  # a demuxer may find the file cut short while probing it
+                self.container = av.open(self.path)
         except (av.FFmpegError, OSError) as err:
             raise ImageReadError(f'cannot open video {path}: {err}') from None
+        self.errors: List[str] = []  # what went wrong while reading (damaged packets, an early end)
+        self._keep_demuxer_errors(logs)
         if not self.container.streams.video:
             self.container.close()
             raise ImageReadError(f'{path} has no video stream')
@@ -97,42 +118,106 @@ class VideoFileSource:
         self.video.thread_type = 'AUTO'  # frame + slice threads
         self.video.codec_context.thread_count = threads
         self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES]
-        context = self.video.codec_context
-        fmt = context.format or av.VideoFormat(context.pix_fmt or 'yuv420p')
+        self.decoded = 0
+        first = self._first_frame()
+        fmt = first.format
+        rate = self.video.average_rate or self.video.guessed_rate
         self.info = VideoInfo(
-            width=context.width, height=context.height, bit_depth=max(c.bits for c in fmt.components),
-            time_base=self.video.time_base or Fraction(1, 90000),
-            rate=self.video.average_rate or self.video.guessed_rate, frames=self.video.frames or None,
-            color={name: int(getattr(context, name) or 0) for name in COLOR_FIELDS},
-            metadata=dict(self.container.metadata), stream_metadata=dict(self.video.metadata))
+            width=first.width, height=first.height, bit_depth=max(c.bits for c in fmt.components),
+            time_base=self.video.time_base or Fraction(1, 90000), rate=rate,
+            colour=source_colour({name: getattr(first, name) for name in ('color_primaries', 'color_trc',
+                                                                          'colorspace', 'color_range')},
+                                 fmt.is_rgb, first.width, first.height),
+            frames=self.video.frames or None,
+            alpha=any(c.is_alpha for c in fmt.components), rotation=int(round(first.rotation or 0)),
+            sample_aspect_ratio=self.video.sample_aspect_ratio or None,
+            hdr=HdrMetadata.from_side_data(_side_data(first, SideData.MASTERING_DISPLAY_METADATA),
+                                           _side_data(first, SideData.CONTENT_LIGHT_LEVEL)),
+            metadata=dict(self.container.metadata), stream_metadata=dict(self.video.metadata),
+            disposition=int(self.video.disposition), chapters=self.container.chapters(),
+            attachments=[(a.name, a.mimetype, a.data) for a in self.container.streams.attachments])
+        matrix = _side_data(first, SideData.DISPLAYMATRIX)
+        if matrix is not None:
+            self.info.display_matrix = np.frombuffer(matrix, np.int32).tolist()
+
+    def _first_frame(self) -> av.VideoFrame:
+        try:
+            with av.open(self.path) as reader:
+                frame = next(reader.decode(video=0), None)
+                if frame is not None:
+                    frame.side_data  # read while the decoder is alive
+                    return frame
+        except (av.FFmpegError, OSError) as err:
+            self.container.close()
+            raise ImageReadError(f'{self.path}: cannot decode its first frame: {err}') from None
+        self.container.close()
+        raise ImageReadError(f'{self.path} has no decodable video frame')
 
     def items(self) -> Iterator[Union[DecodedFrame, av.Packet]]:
         """Decoded frames and the audio/subtitle packets, in the file's order.
 
-        The first frame fills ``info.display_matrix`` (FFmpeg attaches it to frames).
+        A packet the decoder rejects is skipped (as players do) and an unreadable rest of the
+        file ends the frames; both, and the demuxer's own error messages (``File ended
+        prematurely``), are kept in ``errors`` for ``shortfall``.
         """
+        with captured_log() as logs:
+            yield from self._items()
+        self._keep_demuxer_errors(logs)
+
+    def _keep_demuxer_errors(self, logs: List[Tuple[int, str, str]]) -> None:
+        demuxer = self.container.format.name
+        self.errors += [text.strip() for level, name, text in logs
+                        if name == demuxer and level <= av.logging.ERROR and text.strip() and
+                        text.strip() not in self.errors]
+
+    def _items(self) -> Iterator[Union[DecodedFrame, av.Packet]]:
         rgb = _rgb_format(self.info.bit_depth)
-        index = 0
         step = (1 / (self.info.rate * self.info.time_base)) if self.info.rate else 1
-        try:
-            for packet in self.container.demux(self.video, *self.copied):
-                if packet.stream.type != 'video':
-                    if packet.dts is not None or packet.pts is not None:  # the demuxer's flush packets carry nothing
-                        yield packet
-                    continue
-                for frame in packet.decode():
-                    if index == 0:
-                        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
-                        if matrix is not None:
-                            self.info.display_matrix = np.frombuffer(bytes(matrix), np.int32).tolist()
-                    pts = frame.pts if frame.pts is not None else int(round(index * step))
-                    # one swscale thread (here and in the sink): the network already has the cores, and
-                    # threaded swscale (FFmpeg 8.1) sporadically wrote a few wrong pixels in rgb48le <->
-                    # yuv420p10le conversions of small frames in our tests
-                    yield DecodedFrame(index, frame.to_ndarray(format=rgb, threads=1), pts, time.perf_counter())
-                    index += 1
-        except av.FFmpegError as err:
-            raise ImageReadError(f'{self.path}: decoding failed at frame {index}: {err}') from None
+        packets = self.container.demux(self.video, *self.copied)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError) as err:
+                self.errors.append(f'reading stopped after frame {self.decoded}: {err}')
+                return
+            if packet.stream.type != 'video':
+                if packet.dts is not None or packet.pts is not None:  # the demuxer's flush packets carry nothing
+                    yield packet
+                continue
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as err:
+                self.errors.append(f'a damaged packet after frame {self.decoded} was skipped ({err})')
+                continue
+            for frame in frames:
+                pts = frame.pts if frame.pts is not None else int(round(self.decoded * step))
+                # one swscale thread (here and in the sink): the network already has the cores, and
+                # threaded swscale (FFmpeg 8.1) sporadically wrote a few wrong pixels in rgb48le <->
+                # yuv420p10le conversions of small frames in our tests
+                array = self.info.colour.to_rgb(frame, rgb).to_ndarray()
+                yield DecodedFrame(self.decoded, array, pts, time.perf_counter())
+                self.decoded += 1
+
+    def shortfall(self) -> Optional[str]:
+        """After ``items``: why the output may lack frames (fewer than the container states, the demuxer's
+        or decoder's errors), or None. A container that states no count (Matroska, MPEG-TS) is judged by
+        its demuxer's errors alone: a count from the duration is too rough for variable frame rates."""
+        expected = self.info.frames
+        short = expected is not None and self.decoded < expected
+        if not short and not self.errors:
+            return None
+        if expected is not None:
+            counted = f'{self.decoded} of {expected} frames (its container states) were decoded'
+        else:
+            counted = f'{self.decoded} frames were decoded'
+            seconds = self.container.duration / av.time_base if self.container.duration else None
+            if seconds and self.info.rate:  # a hint only: the average rate of a variable-rate clip is rough
+                counted += f' (its duration, {seconds:.2f} s, holds about {round(seconds * self.info.rate)})'
+
+        damage = ''.join(f'; {error}' for error in self.errors)
+        return f'{self.path} is truncated or damaged: {counted}{damage}'
 
     def close(self) -> None:
         self.container.close()
@@ -142,17 +227,25 @@ class FrameFolderSource:
     """A folder of frames (images, sorted by name) as a video at ``rate`` frames per second.
 
     8-bit images give ``uint8`` frames, 16-bit images ``uint16``; every frame must have the
-    first one's size. Raises ``ImageReadError`` otherwise.
+    first one's size. Images are RGB (sRGB): the output gets the BT.709 matrix, limited range
+    (``colour``). Raises ``ImageReadError`` otherwise, and for a folder that also holds videos.
     """
 
     def __init__(self, folder: Union[str, Path], rate: Fraction) -> None:
+        videos = sorted(p.name for p in Path(folder).iterdir() if is_video_name(p))
+        if videos:
+            raise ImageReadError(f'{folder} holds video files ({", ".join(videos[:3])}) besides frames; a folder '
+                                 'written as one video must hold frames only: move them out, or upscale each video '
+                                 'as its own INPUT')
         self.paths = list_images(str(folder))
-        first = self._read(self.paths[0])
+        first = decode_unchanged(Path(self.paths[0]).read_bytes(), self.paths[0])
+        height, width = first.shape[:2]
         self.rate = Fraction(rate)
-        self.info = VideoInfo(width=first.shape[1], height=first.shape[0],
-                              bit_depth=16 if first.dtype == np.uint16 else 8, time_base=1 / self.rate, rate=self.rate,
-                              frames=len(self.paths))
+        self.info = VideoInfo(width=width, height=height, bit_depth=16 if first.dtype == np.uint16 else 8,
+                              time_base=1 / self.rate, rate=self.rate, colour=source_colour({}, True, width, height),
+                              frames=len(self.paths), alpha=first.ndim == 3 and first.shape[2] == 4)
         self.copied: List[av.stream.Stream] = []
+        self.decoded = 0
 
     @staticmethod
     def _read(path: str) -> np.ndarray:
@@ -167,6 +260,10 @@ class FrameFolderSource:
                 raise ImageReadError(f'{path} is {img.shape[1]}x{img.shape[0]} {img.dtype}; every frame of a '
                                      f'sequence must be {self.info.width}x{self.info.height} like {self.paths[0]}')
             yield DecodedFrame(index, img, index, time.perf_counter())
+            self.decoded += 1
+
+    def shortfall(self) -> Optional[str]:
+        return None  # every image was read, or the run failed naming the one that was not
 
     def close(self) -> None:
         pass
@@ -177,97 +274,96 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f'.{target.stem}.partial{target.suffix}')
 
 
-def _even_padding(pix_fmt: str, width: int, height: int) -> Tuple[int, int]:
-    """(right, bottom) pixels that the encoder's chroma subsampling needs added."""
-    both = any(tag in pix_fmt for tag in ('420', 'nv12', 'nv21', 'p010', 'p016'))
-    horizontal = both or any(tag in pix_fmt for tag in ('422', 'nv16', 'p210', 'p216'))
-    return (width % 2 if horizontal else 0), (height % 2 if both else 0)
+def upright(array: np.ndarray, rotation: int) -> np.ndarray:
+    """An HWC frame turned as players show it: ``rotation`` degrees counterclockwise (multiples of 90)."""
+    return np.ascontiguousarray(np.rot90(array, (rotation // 90) % 4)) if rotation % 360 else array
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """How the output video is written: encoder, colour, size, which streams, and what to tell the user."""
+
+    encoder: EncoderChoice
+    colour: Colour
+    width: int  # of the upscaled frames
+    height: int
+    streams: Tuple[StreamPlan, ...] = ()
+    notes: Tuple[str, ...] = ()
+
+    @property
+    def pad(self) -> Tuple[int, int]:
+        return even_padding(self.encoder.pix_fmt, self.width, self.height)
 
 
 class VideoFileSink:
-    """Encode upscaled frames into a video file and copy the source's audio and subtitle streams.
+    """Encode upscaled frames into a video file and copy (or convert) the source's audio and subtitle streams.
 
-    ``encoder`` says which encoder and pixel format (``codecs.choose_encoder``). A frame size
-    that the pixel format cannot hold (odd with 4:2:0) is padded by one replicated row/column
-    and ``report`` says so. Raises ``OptionError`` when the target container cannot carry a
-    stream (e.g. SubRip subtitles in .mp4: use .mkv).
+    ``plan`` says how (``video.plan_video``); ``source`` is the open source container whose
+    streams ``plan.streams`` names. ``open`` writes the header (before the first frame, so
+    container errors come before any work); a frame size the pixel format cannot hold (odd with
+    4:2:0) is padded by one replicated row/column (the plan's notes say so).
     """
 
-    def __init__(self, target: Path, info: VideoInfo, copied: List[av.stream.Stream], encoder: EncoderChoice,
-                 report: Report = print) -> None:
+    def __init__(self, target: Path, info: VideoInfo, plan: VideoPlan,
+                 source: Optional[av.container.InputContainer] = None) -> None:
         self.target, self.partial = Path(target), partial_path(Path(target))
-        self.info, self.copied, self.encoder, self.report = info, copied, encoder, report
+        self.info, self.plan, self.source = info, plan, source
         self.container: Optional[av.container.OutputContainer] = None
         self.stream = None
-        self.mapping: Dict[int, av.stream.Stream] = {}
-        self.pad = (0, 0)
+        self.mapping: Dict[int, tuple] = {}
         self.frames = 0
-        self.waiting: List[av.Packet] = []  # copied packets that came before the first frame
 
-    def open(self, width: int, height: int) -> None:
-        """Create the (partial) file for ``width`` x ``height`` frames; called with the first frame."""
+    def open(self) -> None:
+        """Create the (partial) file and write its header."""
         self.target.parent.mkdir(parents=True, exist_ok=True)
         container = av.open(str(self.partial), 'w')
         self.container = container
-        unsupported = [s for s in [*self.copied] if s.codec_context.name not in container.supported_codecs]
-        if self.encoder.name not in container.supported_codecs and \
-                av.codec.Codec(self.encoder.name, 'w').name not in container.supported_codecs:
-            raise OptionError('codec', f'{self.encoder.name} cannot be stored in {self.target.suffix}; use .mkv')
-        if unsupported:
-            names = ', '.join(f'{s.type} #{s.index} ({s.codec_context.name})' for s in unsupported)
-            raise OptionError('output', f'{self.target.suffix} cannot carry {names} of the source; write .mkv, which '
-                              'carries every stream')
-        self.pad = _even_padding(self.encoder.pix_fmt, width, height)
-        if any(self.pad):
-            self.report(f'note: {width}x{height} is padded to {width + self.pad[0]}x{height + self.pad[1]} for '
-                        f'{self.encoder.pix_fmt} (4:2:0 needs even sizes); --pix-fmt yuv444p or --codec ffv1 keeps '
-                        'the exact size')
-        stream = container.add_stream(self.encoder.name, options=dict(self.encoder.options))
-        stream.width, stream.height, stream.pix_fmt = width + self.pad[0], height + self.pad[1], self.encoder.pix_fmt
-        stream.time_base = self.info.time_base
-        stream.codec_context.time_base = self.info.time_base
-        if self.info.rate:
-            stream.codec_context.framerate = self.info.rate
-        for name, value in self.info.color.items():
-            if value:
-                setattr(stream.codec_context, name, value)
-        if self.info.display_matrix:
-            stream.set_display_matrix(self.info.display_matrix)
-        stream.metadata.update({k: v for k, v in self.info.stream_metadata.items() if k.lower() != 'encoder'})
+        plan, info = self.plan, self.info
+        stream = container.add_stream(plan.encoder.name, options=dict(plan.encoder.options))
+        stream.width, stream.height = plan.width + plan.pad[0], plan.height + plan.pad[1]
+        stream.pix_fmt = plan.encoder.pix_fmt
+        stream.time_base = stream.codec_context.time_base = info.time_base
+        if info.rate:
+            stream.codec_context.framerate = info.rate
+        for name, value in plan.colour.tags().items():
+            setattr(stream.codec_context, name, value)
+        if info.sample_aspect_ratio:
+            stream.sample_aspect_ratio = info.sample_aspect_ratio
+        if plan.encoder.codec == 'hevc' and container.format.name in HVC1_FORMATS:
+            stream.codec_tag = 'hvc1'
+        if info.display_matrix:
+            stream.set_display_matrix(info.display_matrix)
+        stream.disposition = av.stream.Disposition(info.disposition)
+        stream.metadata.update({k: v for k, v in info.stream_metadata.items() if k.lower() != 'encoder'})
         self.stream = stream
-        for source in self.copied:
-            copy = container.add_stream_from_template(source)
-            copy.metadata.update(source.metadata)
-            self.mapping[source.index] = copy
-        container.metadata.update({k: v for k, v in self.info.metadata.items() if k.lower() != 'encoder'})
+        for item in plan.streams:
+            self.mapping[item.index] = add_copy(container, self.source.streams[item.index], item.convert_to)
+        if container.format.name in ATTACHMENT_FORMATS:
+            for name, mimetype, data in info.attachments:
+                container.add_attachment(name, mimetype, data)
+        if info.chapters and container.format.name in CHAPTER_FORMATS:
+            container.set_chapters(info.chapters)
+        container.metadata.update({k: v for k, v in info.metadata.items() if k.lower() != 'encoder'})
+        container.start_encoding()
 
     def write_packet(self, packet: av.Packet) -> None:
-        """Copy one audio/subtitle packet (its timestamps unchanged)."""
-        if self.container is None:
-            self.waiting.append(packet)
-            return
-        packet.stream = self.mapping[packet.stream.index]
-        self.container.mux(packet)
+        """Copy (or convert) one audio/subtitle packet, its timestamps unchanged."""
+        if packet.stream.index in self.mapping:
+            write_copied(self.container, packet, *self.mapping[packet.stream.index])
 
     def _frame(self, array: np.ndarray, pts: int) -> av.VideoFrame:
-        if any(self.pad):
-            array = np.pad(array, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode='edge')
+        pad = self.plan.pad
+        if any(pad):
+            array = np.pad(array, ((0, pad[1]), (0, pad[0]), (0, 0)), mode='edge')
         frame = av.VideoFrame.from_ndarray(array, format='rgb48le' if array.dtype == np.uint16 else 'rgb24')
-        color = self.info.color
-        frame = frame.reformat(format=self.encoder.pix_fmt,
-                               dst_colorspace=color.get('colorspace') if color.get('colorspace', UNSPECIFIED) !=
-                               UNSPECIFIED else None,
-                               dst_color_range=color.get('color_range') or MPEG_RANGE, threads=1)
+        frame = self.plan.colour.from_rgb(frame, self.plan.encoder.pix_fmt)
         frame.pts, frame.time_base = pts, self.info.time_base
         return frame
 
     def write_frame(self, array: np.ndarray, pts: int) -> None:
         """Encode one RGB HWC frame (``uint8``/``uint16``) at ``pts`` (source time base)."""
         if self.container is None:
-            self.open(array.shape[1], array.shape[0])
-            for packet in self.waiting:
-                self.write_packet(packet)
-            self.waiting.clear()
+            self.open()
         self.container.mux(self.stream.encode(self._frame(array, pts)))
         self.frames += 1
 
@@ -279,7 +375,7 @@ class VideoFileSink:
                     self.container.mux(self.stream.encode(None))
                 self.container.close()
             if complete:
-                if self.container is None:
+                if not self.frames:
                     raise ImageReadError(f'no frames were decoded; {self.target} was not written')
                 os.replace(self.partial, self.target)
         finally:
@@ -290,12 +386,13 @@ class VideoFileSink:
 class FrameFolderSink:
     """Upscaled frames as PNG files ``<prefix>_<index:06d>.png`` (16-bit for deep sources) in a folder.
 
-    Written into a hidden partial folder beside the target and renamed when complete.
+    Frames are turned upright by ``rotation`` (as players show the video). Written into a hidden
+    partial folder beside the target and renamed when complete.
     """
 
-    def __init__(self, target: Path, prefix: str = 'frame') -> None:
+    def __init__(self, target: Path, prefix: str = 'frame', rotation: int = 0) -> None:
         self.target, self.partial = Path(target), Path(target).with_name(f'.{Path(target).name}.partial')
-        self.prefix = prefix
+        self.prefix, self.rotation = prefix, rotation
         self.frames = 0
 
     def write_packet(self, packet: av.Packet) -> None:
@@ -304,7 +401,7 @@ class FrameFolderSink:
     def write_frame(self, array: np.ndarray, pts: int) -> None:
         if self.frames == 0:
             self.partial.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode('.png', np.ascontiguousarray(array[:, :, ::-1]))
+        ok, encoded = cv2.imencode('.png', np.ascontiguousarray(upright(array, self.rotation)[:, :, ::-1]))
         if not ok:
             raise ImageReadError(f'cannot encode frame {self.frames} as PNG')
         (self.partial / f'{self.prefix}_{self.frames:06d}.png').write_bytes(encoded.tobytes())
@@ -320,16 +417,21 @@ class FrameFolderSink:
 
 
 class RawPipeSink:
-    """Frames as raw RGB (``rgb24``, or ``rgb48le`` for deep sources) on a binary stream, for live viewers."""
+    """Frames as raw RGB (``rgb24``, or ``rgb48le`` for deep sources) on a binary stream, for live viewers.
 
-    def __init__(self, stream: Optional[BinaryIO] = None) -> None:
+    Frames are turned upright by ``rotation`` (as players show the video).
+    """
+
+    def __init__(self, stream: Optional[BinaryIO] = None, rotation: int = 0) -> None:
         self.stream = stream if stream is not None else sys.stdout.buffer
+        self.rotation = rotation
         self.frames = 0
 
     def write_packet(self, packet: av.Packet) -> None:
         pass  # raw video carries no audio
 
     def write_frame(self, array: np.ndarray, pts: int) -> None:
+        array = upright(array, self.rotation)
         self.stream.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder('<'), copy=False).tobytes())
         self.frames += 1
 
