@@ -90,7 +90,14 @@ def read_checkpoint(path: str) -> Any:
                                       f'({", ".join(RELEASED)}: downloaded once and cached)')
     if osp.isdir(path):
         raise CheckpointError(f'checkpoint path is a folder, not a file: {path}')
-    if is_safetensors(path):
+    kind = _content_kind(path)
+    named = 'safetensors' if is_safetensors(path) else 'torch'
+    if kind is not None and kind != named:  # told by the name everywhere (here, spandrel, ComfyUI): say so
+        right = SAFETENSORS_SUFFIX if kind == 'safetensors' else '.pth'
+        raise CheckpointError(f'{path} holds a {"safetensors" if kind == "safetensors" else "PyTorch"} checkpoint '
+                              f'but is named as a {"safetensors" if named == "safetensors" else "PyTorch"} file: '
+                              f'rename it to end in {right}')
+    if named == 'safetensors':
         return _read_safetensors(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -108,6 +115,18 @@ def read_checkpoint(path: str) -> Any:
     raise CheckpointError(f'cannot read {path}: the file is truncated, corrupted or not a PyTorch checkpoint '
                           f'({type(corrupted).__name__} while unpacking it). '
                           'Download or copy it again.') from corrupted
+
+
+def _content_kind(path: str) -> Optional[str]:
+    """'torch' (a zip or a pickle), 'safetensors' (an 8-byte little-endian header length, then a JSON
+    object) or None (neither: empty, damaged) from the file's first bytes."""
+    with open(path, 'rb') as f:
+        head = f.read(9)
+    if head[:4] == b'PK\x03\x04' or head[:1] == b'\x80':
+        return 'torch'
+    if len(head) == 9 and head[8:9] == b'{' and int.from_bytes(head[:8], 'little') < osp.getsize(path):
+        return 'safetensors'
+    return None
 
 
 def _read_safetensors(path: str) -> Dict[str, Any]:

@@ -82,7 +82,8 @@ def resolve(source: str, progress: bool = True) -> str:
         return source
     released = RELEASED[source]
     target = cache_dir() / released.file
-    if target.is_file() and sha256_of(target) == released.sha256:
+    damaged = target.is_file() and sha256_of(target) != released.sha256
+    if target.is_file() and not damaged:
         return str(target)
     url = weights_url(source)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,9 @@ def resolve(source: str, progress: bool = True) -> str:
         raise CheckpointNotFoundError(
             f'cannot download the released weights {source} from {url} ({getattr(err, "reason", err)}). '
             f'Offline: download that file elsewhere, check its SHA-256 is {released.sha256}, and put it at '
-            f'{target} (or give its path instead of the name)') from None
+            f'{target} (or give its path instead of the name)' +
+            ('; the file there now is damaged or another file (its SHA-256 differs) and is replaced only by a good '
+             'one' if damaged else '')) from None
     digest = sha256_of(partial)
     if digest != released.sha256:
         partial.unlink()

@@ -190,6 +190,9 @@ class Upscaler:
         pad = opts.tile_pad if opts.tile_pad is not None else net.receptive_radius
         parts.append(f'tiles {opts.tile_size} LR px (pad {pad}), {opts.tile_batch} per pass' if opts.tile_size
                      else 'whole images')
+        if opts.tile_size and pad < net.receptive_radius:
+            parts.append(f'NOT exact: the pad is below the receptive radius ({net.receptive_radius} LR px), so tile '
+                         'seams can show')
         if opts.self_ensemble:
             parts.append('x8 self-ensemble')
         return ', '.join(parts)
@@ -241,7 +244,8 @@ class Upscaler:
         """Upscale a decoded image as stored: uint8/uint16, HW or HWC gray / BGR / BGRA (OpenCV order).
 
         Returns the same dtype and channels at ``scale`` x the size. Gray is run as RGB with equal
-        channels and averaged back (3-channel networks) or directly (1-channel networks); a colour
+        channels and averaged back (3-channel networks) or directly (1-channel networks), and so are
+        colour planes that are all equal (a gray+alpha PNG decodes as BGRA), so gray stays gray; a colour
         image through a 1-channel network is run on its BT.601 Y channel with Cb/Cr upscaled by
         MATLAB bicubic; an alpha channel is upscaled by MATLAB bicubic, never by the network.
         Raises ``OptionError`` for a network whose output channels differ from its input channels.
@@ -271,6 +275,9 @@ class Upscaler:
     def _color(self, bgr: np.ndarray, progress: bool) -> np.ndarray:
         """HWC BGR (3) or gray (1) float in [0, 1] -> the same channels, upscaled."""
         from basicsr.utils.color_util import bgr2ycbcr, ycbcr2bgr
+        if bgr.shape[2] == 3 and (bgr[:, :, :1] == bgr[:, :, 1:]).all():
+            # gray stored in colour planes (OpenCV reads a gray+alpha PNG as BGRA) stays gray
+            return np.repeat(self._color(bgr[:, :, :1], progress), 3, axis=2)
         if self.network.config.num_in_ch == 3:
             rgb = bgr[:, :, ::-1] if bgr.shape[2] == 3 else np.repeat(bgr, 3, axis=2)
             out = self._network(rgb, progress)

@@ -180,3 +180,72 @@ def test_list_images_finds_every_case_and_webp(tmp_path):
     for name in ('a.PNG', 'b.Jpg', 'c.webp', 'd.TIFF', '.hidden.png', 'notes.txt'):
         (tmp_path / name).write_bytes(b'x')
     assert [Path(p).name for p in list_images(str(tmp_path))] == ['a.PNG', 'b.Jpg', 'c.webp', 'd.TIFF']
+
+
+def test_an_output_that_is_the_input_or_differs_only_in_case_is_refused(tmp_path, capsys, weights):
+    folder = tmp_path / 'danger'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.full((8, 8, 3), 50, np.uint8))
+    original = (folder / 'a.png').read_bytes()
+    for argv in ([str(folder / 'a.png'), str(folder / 'a.png')],
+                 [str(folder / 'a.png'), str(tmp_path / 'danger' / '.' / 'a.png')],
+                 [str(folder / 'a.png'), str(folder), '--suffix', '']):
+        status, _, err = run(capsys, 'upscale', *argv, '--weights', str(weights), '--overwrite')
+        assert status == 2 and 'is the input itself' in err and err.count('\n') == 1, argv
+    assert (folder / 'a.png').read_bytes() == original
+    cases = tmp_path / 'cases'
+    cases.mkdir()
+    for name in ('Scan.PNG', 'scan.png'):
+        cv2.imwrite(str(cases / name), np.full((8, 8, 3), 50, np.uint8))
+    status, _, err = run(capsys, 'upscale', str(cases), str(tmp_path / 'out'), '--weights', str(weights))
+    assert status == 2 and 'ignore case' in err and 'Scan.PNG' in err and 'scan.png' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_gray_with_alpha_stays_gray(tmp_path, capsys, weights):
+    gray = np.tile(np.linspace(0, 255, 12, dtype=np.uint8), (10, 1))
+    alpha = np.full_like(gray, 200)
+    Image.fromarray(np.stack([gray, alpha], axis=2), 'LA').save(tmp_path / 'la.png')  # a gray+alpha PNG
+    status, _, err = run(capsys, 'upscale', str(tmp_path / 'la.png'), str(tmp_path / 'o.png'), '--weights',
+                         str(weights))
+    assert status == 0, err
+    out = cv2.imread(str(tmp_path / 'o.png'), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (20, 24, 4)
+    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    gray_only = tmp_path / 'l.png'
+    cv2.imwrite(str(gray_only), gray)
+    assert run(capsys, 'upscale', str(gray_only), str(tmp_path / 'o1.png'), '--weights', str(weights))[0] == 0
+    assert (cv2.imread(str(tmp_path / 'o1.png'), cv2.IMREAD_UNCHANGED) == out[:, :, 0]).all()  # as plain gray
+
+
+def test_evaluate_finds_a_broken_image_before_running_any_set(tmp_path, capsys, weights):
+    for name in ('Good', 'Broken'):
+        folder = tmp_path / 'sets' / name / 'HR'
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / 'hr.png'), np.full((16, 16, 3), 80, np.uint8))
+    (tmp_path / 'sets' / 'Broken' / 'HR' / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    status, out, err = run(capsys, 'evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Good',
+                           'Broken', '--out', str(tmp_path / 'e'))
+    assert status == 2 and 'bad.png' in err and 'Good (' not in out  # found before Good was run
+
+
+def test_a_checkpoint_named_as_the_other_format_says_rename(tmp_path, capsys, weights):
+    from safetensors.torch import save_file
+    as_safetensors = tmp_path / 'w.safetensors'
+    as_safetensors.write_bytes(weights.read_bytes())
+    status, _, err = run(capsys, 'convert', str(as_safetensors), str(tmp_path / 'c.pth'))
+    assert status == 2 and 'holds a PyTorch checkpoint' in err and 'end in .pth' in err
+    as_pth = tmp_path / 'w2.pth'
+    save_file({'w': torch.zeros(2)}, str(as_pth))
+    status, _, err = run(capsys, 'convert', str(as_pth), str(tmp_path / 'c2.pth'))
+    assert status == 2 and 'holds a safetensors checkpoint' in err and 'end in .safetensors' in err
+
+
+def test_a_pad_below_the_receptive_radius_is_said_not_exact(tmp_path, capsys, weights):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.full((20, 20, 3), 50, np.uint8))
+    status, out, _ = run(capsys, 'upscale', str(tmp_path / 'a.png'), str(tmp_path / 'o.png'), '--weights',
+                         str(weights), '--tile', '8', '--tile-pad', '2')
+    assert status == 0 and 'NOT exact' in out
+    status, out, _ = run(capsys, 'upscale', str(tmp_path / 'a.png'), str(tmp_path / 'o2.png'), '--weights',
+                         str(weights), '--tile', '8')
+    assert status == 0 and 'NOT exact' not in out

@@ -84,6 +84,10 @@ def test_offline_names_the_url_and_the_cache_path(tmp_path, monkeypatch):
     message = str(caught.value)
     assert f'http://127.0.0.1:{port}/w/rt4ksr_x2.pth' in message
     assert str(tmp_path / 'cache' / 'rt4ksr_x2.pth') in message and hub.RELEASED['rt4ksr_x2'].sha256 in message
+    assert 'damaged' not in message
+    (tmp_path / 'cache' / 'rt4ksr_x2.pth').write_bytes(b'half a download')  # a damaged file in the cache: said
+    with pytest.raises(CheckpointNotFoundError, match='the file there now is damaged'):
+        hub.resolve('rt4ksr_x2', progress=False)
 
 
 def test_upscale_without_weights_uses_the_released_x2_after_one_download(tmp_path, server):

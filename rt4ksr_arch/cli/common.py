@@ -134,8 +134,8 @@ def add_weights(parser: argparse.ArgumentParser, positional: bool = False, requi
 
     A released name (``rt4ksr_x2``, ``rt4ksr_x3``) is downloaded once and cached (``rt4ksr_arch.hub``).
     """
-    what = (f'checkpoint file (authors\' .pth, Lightning .ckpt, BasicSR .pth, bare state dict) or a released name '
-            f'({", ".join(RELEASED)}: downloaded once, verified, cached)' +
+    what = ('checkpoint file (authors\' .pth, Lightning .ckpt, BasicSR .pth, bare state dict, .safetensors) or a '
+            f'released name ({", ".join(RELEASED)}: downloaded once, verified, cached)' +
             (f'; default: {default}' if default else ''))
     if positional:
         parser.add_argument('weights', help=what)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from rt4ksr_arch.backends import BACKENDS, build_backend, fit_static_window
 from rt4ksr_arch.cli.common import (CLI_NAMES, add_inference, add_overwrite, add_weights, inference_setup,
@@ -245,7 +245,15 @@ def check_targets(jobs: Sequence[Job], frames: bool, output: Path) -> None:
     if frames and (is_video_name(output) or str(output) == PIPE):
         raise OptionError('OUTPUT', f'{output} names a video; --frames writes folders of PNG frames: give a folder '
                           '(e.g. results/), or leave --frames out to write a video')
+    seen: Dict[str, Path] = {}
     for job in jobs:
+        if str(job.target) != PIPE and job.target.resolve() == job.source.resolve():
+            raise OptionError('OUTPUT', f'{job.target} is the input itself: it would be overwritten; give another '
+                              'name or folder, or a --suffix')
+        other = seen.setdefault(str(job.target).lower(), job.source)
+        if other != job.source:  # Scan.PNG and scan.png: one file where names ignore case (macOS, Windows)
+            raise OptionError('INPUT', f'{other} and {job.source} would both be written as {job.target} on file '
+                              'systems that ignore case; rename one of them')
         suffix = job.target.suffix.lower()
         if job.is_video and not frames and str(job.target) != PIPE and not is_video_name(job.target):
             raise OptionError('OUTPUT', f'{job.target}: a video needs a video name ({", ".join(VIDEO_EXTENSIONS)}), '

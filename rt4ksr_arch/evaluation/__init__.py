@@ -84,13 +84,22 @@ def load_pair(hr_path: Path, lr_dir: Path, scale: int,
         return tensor2img(rgb[None]), degrade(rgb, scale, degradation)[None]
     hr = hr[:hr.shape[0] // scale * scale, :hr.shape[1] // scale * scale]
     hr8 = np.rint(hr * 255).astype(np.uint8)
-    lr_path = lr_dir / f'{hr_path.stem}x{scale}.png'
-    if lr_path.is_file():
-        lr, _ = decode_image(lr_path.read_bytes(), str(lr_path))
-        if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-            raise ImageReadError(f'{lr_path} is {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} of {hr_path}')
+    lr = read_lr_file(hr_path, hr.shape, lr_dir, scale)
+    if lr is not None:
         return hr8, to_tensor(lr)
     return hr8, imresize(to_tensor(hr8).float(), 1 / scale, round_uint8=True) / 255
+
+
+def read_lr_file(hr_path: Path, hr_shape: Tuple[int, ...], lr_dir: Path, scale: int) -> Optional[np.ndarray]:
+    """The LR file of ``hr_path`` in ``lr_dir`` (``<stem>x<scale>.png``, HWC float in [0, 1]), or None
+    when there is none. Raises ``ImageReadError`` when it is unreadable or not HR/scale in size."""
+    lr_path = lr_dir / f'{hr_path.stem}x{scale}.png'
+    if not lr_path.is_file():
+        return None
+    lr, _ = decode_image(lr_path.read_bytes(), str(lr_path))
+    if lr.shape[:2] != (hr_shape[0] // scale, hr_shape[1] // scale):
+        raise ImageReadError(f'{lr_path} is {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} of {hr_path}')
+    return lr
 
 
 def scores(sr: np.ndarray, hr: np.ndarray, border: int) -> Scores:
@@ -138,13 +147,15 @@ def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: s
     ``figure_images`` are (set, stem) pairs that get a figure row. ``degradation``: how the LR
     is made (default: ``LR_bicubic`` files, else MATLAB bicubic). ``border``: pixels cropped
     per side for the metrics (default: the scale; the NTIRE 2023 challenge used 0). Missing or
-    empty sets are reported and skipped; ``progress`` shows a bar per set. Raises
-    ``FileNotFoundError`` when none of ``sets`` holds images.
+    empty sets are reported and skipped; ``progress`` shows a bar per set. Every pair is read once
+    before any set is run. Raises ``ImageReadError`` (before the work) naming an unreadable or
+    mis-sized file, ``FileNotFoundError`` when none of ``sets`` holds images.
     """
     border = upscaler.scale if border is None else border
     scale = upscaler.scale
     result = Evaluation(scale, method)
     wanted = set(figure_images)
+    found = {}
     for name in sets:
         hr_dir = root / name / 'HR'
         if not hr_dir.is_dir():
@@ -154,6 +165,14 @@ def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: s
         if not files:
             report(f'skipped {name}: {hr_dir} holds no images')
             continue
+        found[name] = files
+    for name, files in found.items():  # a broken file is found before the work, not after the sets before it
+        for hr_path in files:
+            hr, _ = decode_image(hr_path.read_bytes(), str(hr_path))
+            if degradation is None or degradation.kind == 'bicubic':
+                read_lr_file(hr_path, hr.shape, hr_path.parent.parent / 'LR_bicubic' / f'X{scale}', scale)
+    for name, files in found.items():
+        hr_dir = root / name / 'HR'
         totals = {m: dict.fromkeys(METRICS, 0.0) for m in ('bicubic', method)}
         for hr_path in tqdm(files, desc=name, unit='image', leave=False, disable=not progress):
             hr, lq = load_pair(hr_path, hr_dir.parent / 'LR_bicubic' / f'X{scale}', scale, degradation)
