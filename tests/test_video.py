@@ -546,3 +546,79 @@ def test_a_cut_matroska_file_without_a_frame_count_is_found_by_its_demuxer(tmp_p
     stats, _ = upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), complete, tmp_path / 'w.mkv',
                              report=lambda _: None, progress=False)
     assert stats.frames == len(VFR_PTS) and stats.shortfall is None
+
+
+@pytest.mark.parametrize('codec, suffix', [('ffv1', '.mkv'), ('libvpx-vp9', '.webm'), ('libx265', '.mkv')])
+def test_aspect_ratio_is_kept_or_its_loss_is_said(tmp_path, net, codec, suffix):
+    source = tmp_path / 'sar.mp4'
+    write_clip(source, smooth_frames(2, 32, 32, 255, np.uint8), sar=Fraction(32, 27))  # x265: >= 64 wide out
+    target = tmp_path / f'o{suffix}'
+    said = []
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, target, VideoOptions(codec=codec),
+                  report=said.append, progress=False)
+    assert sar(target) == Fraction(32, 27) or any('sample aspect ratio 32:27' in s for s in said), said
+
+
+def test_a_numbered_frame_folder_is_in_number_order_and_sizes_are_checked_first(tmp_path, net):
+    import cv2
+    folder = tmp_path / 'seq'
+    folder.mkdir()
+    for k in (1, 2, 3, 9, 10, 11):  # a text sort gives 1, 10, 11, 2, 3, 9
+        cv2.imwrite(str(folder / f'frame_{k}.png'), np.full((12, 16, 3), 20 * k, np.uint8))
+    from rt4ksr_arch.media import FrameFolderSource
+    source = FrameFolderSource(folder, Fraction(25))
+    assert [k for k, frame in zip((1, 2, 3, 9, 10, 11), source.items()) if frame.array.mean() != 20 * k] == []
+    cv2.imwrite(str(folder / 'frame_12.png'), np.full((10, 16, 3), 0, np.uint8))
+    with pytest.raises(ImageReadError, match='frame_12.png is 16x10'):
+        upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), folder, tmp_path / 'g', frames=True,
+                      report=lambda _: None, progress=False)
+    assert not (tmp_path / 'g').exists()
+
+
+def test_a_video_is_known_by_its_content_and_a_pipe_reader_that_quits_ends_the_run(tmp_path, weights):
+    from PIL import Image
+    from rt4ksr_arch.media import is_video_file
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, smooth_frames(3, 12, 16, 255, np.uint8))
+    (tmp_path / 'recording').write_bytes(clip.read_bytes())  # a name FFmpeg alone recognises
+    frames = [Image.fromarray(np.full((8, 8, 3), 40 * k, np.uint8)) for k in range(3)]
+    frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / 'still.gif')
+    (tmp_path / 'text.dat').write_text('not a video')
+    assert is_video_file(tmp_path / 'recording') and is_video_file(tmp_path / 'anim.gif')
+    assert not is_video_file(tmp_path / 'still.gif') and not is_video_file(tmp_path / 'text.dat')
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', str(tmp_path / 'recording'), str(tmp_path / 'out'),
+                      '--weights', str(weights), '--device', 'cpu')
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(decoded(tmp_path / 'out' / 'recording_x2.mkv')) == 3
+    done = run_module('-m', 'rt4ksr_arch', 'upscale', '-', str(tmp_path / 'o.mkv'), '--weights', str(weights))
+    assert done.returncode == 2 and 'stdin' in done.stderr and 'Traceback' not in done.stderr
+    big = tmp_path / 'big.mp4'  # frames larger than the pipe's buffer
+    write_clip(big, smooth_frames(6, 96, 128, 255, np.uint8))
+    quitter = subprocess.run(f'{sys.executable} -m rt4ksr_arch upscale {big} - --weights {weights} --device cpu '
+                             '| head -c 100 > /dev/null', shell=True, cwd=REPO, capture_output=True, text=True,
+                             timeout=600)
+    assert 'stopped, the reader of the pipe closed it' in quitter.stderr and '0 failed' in quitter.stderr
+    assert 'Broken pipe' not in quitter.stderr and 'Traceback' not in quitter.stderr
+
+
+def test_interlaced_sources_and_extra_video_streams_are_said(tmp_path, net):
+    source = tmp_path / 'two.mkv'
+    frames = smooth_frames(2, 12, 16, 255, np.uint8)
+    with av.open(str(source), 'w') as out:
+        first = out.add_stream('libx264', rate=25, options={'preset': 'ultrafast', 'flags': '+ildct+ilme'})
+        second = out.add_stream('libx264', rate=25, options={'preset': 'ultrafast'})
+        for stream in (first, second):
+            stream.width, stream.height, stream.pix_fmt = 16, 12, 'yuv420p'
+        for k, array in enumerate(frames):
+            for stream in (first, second):
+                frame = av.VideoFrame.from_ndarray(array, format='rgb24').reformat(format='yuv420p')
+                frame.pts = k
+                out.mux(stream.encode(frame))
+        for stream in (first, second):
+            out.mux(stream.encode(None))
+    said = []
+    upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, tmp_path / 'o.mkv', report=said.append,
+                  progress=False)
+    assert any('interlaced' in s for s in said), said
+    assert any('video #1' in s and 'not kept' in s for s in said), said

@@ -48,9 +48,9 @@ from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.fileio import atomic_write_bytes
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import Upscaler
-from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, VideoOptions, is_video_name, media_ms_per_frame, open_source,
-                               parse_encoder_options, pick_realtime, plan_video, refuse_encoder_settings, set_verbosity,
-                               upscale_video)
+from rt4ksr_arch.media import (PIPE, VIDEO_EXTENSIONS, ReaderClosed, VideoOptions, is_video_file, is_video_name,
+                               media_ms_per_frame, open_source, parse_encoder_options, pick_realtime, plan_video,
+                               refuse_encoder_settings, set_verbosity, upscale_video)
 
 VIDEO_FLAGS = {'codec': '--codec', 'crf': '--crf', 'preset': '--preset', 'pix_fmt': '--pix-fmt',
                'encoder_options': '--encoder-option', 'drop': '--drop', 'frame_rate': '--fps',
@@ -121,12 +121,12 @@ def plan_jobs(sources: Sequence[Path], output: Path, single: bool, suffix: str, 
     ``sequence``: the single source is a folder of frames written as one video.
     """
     def is_video(source: Path) -> bool:
-        return sequence or is_video_name(source)
+        return sequence or is_video_file(source)
 
     def name(source: Path, qualified: bool) -> str:
         source_ext = source.suffix.lower()
         if is_video(source):
-            out_ext = '' if frames else source_ext if is_video_name(source) else '.mp4'
+            out_ext = '' if frames else written_suffix(source)
         elif ext == 'auto':
             out_ext = source_ext if source_ext in IMAGE_EXTENSIONS else '.png'
         else:
@@ -172,6 +172,9 @@ def upscale_one_video(upscaler: Upscaler, source: Path, target: Path, args: argp
         stats, _ = upscale_video(upscaler, source, target, video_options(args), frames=args.frames, report=log)
     except OptionError as err:
         raise err.renamed(VIDEO_FLAGS) from None
+    except ReaderClosed as closed:  # a viewer quit: the end of the run, as for FFmpeg
+        log(f'{source}: stopped, {closed}')
+        return True
     # the network thread's own rate, not the network alone: on a CPU decode and encode share its cores
     # meanwhile (benchmarks/video_pipeline.py times the network alone on the same frames)
     log(f'{source} -> {target}: {stats.frames} frames, {stats.fps:.2f} FPS end to end (network thread '
@@ -203,7 +206,7 @@ def realtime_upscaler(args: argparse.Namespace, net, opts, dev, source: Path, lo
     height, width = frame_size(source, args.fps)
     output = Path(args.output)
     written_as = args.output if args.output == PIPE or args.frames else \
-        output if is_video_name(output) else f'x{source.suffix if is_video_name(source) else ".mp4"}'
+        output if is_video_name(output) else f'x{written_suffix(source)}'
     try:
         media_ms = media_ms_per_frame(source, written_as, video_options(args), net.upscale, dev.type == 'cuda')
     except OptionError as err:
@@ -222,10 +225,10 @@ def preflight(sources: Sequence[Path], output: Path, single: bool, sequence: boo
     be written is refused at once (``plan_video``'s errors). ``scale``: the expected one (frame sizes only
     matter to encoders' size limits; NVENC writes the same codecs as the software encoders tried here)."""
     for source in sources:
-        if not (sequence or is_video_name(source)):
+        if not (sequence or is_video_file(source)):
             continue
         named = single and is_video_name(output)
-        probe = output if named else Path(f'x{source.suffix if is_video_name(source) else ".mp4"}')
+        probe = output if named else Path(f'x{written_suffix(source)}')
         try:
             src = open_source(source, options.frame_rate)
         except ImageReadError:
@@ -263,7 +266,16 @@ def check_targets(jobs: Sequence[Job], frames: bool, output: Path) -> None:
                               'name it so, or give a folder')
 
 
+def written_suffix(source: Path) -> str:
+    """The container a video source is written to by default: its own; .mp4 for a folder of frames; .mkv
+    (which holds every codec and stream) for a file whose name is not a known video name."""
+    return source.suffix.lower() if is_video_name(source) else '.mp4' if source.is_dir() else '.mkv'
+
+
 def collect_inputs(source: Path) -> List[Path]:
+    if str(source) == PIPE:
+        raise OptionError('INPUT', '- (reading a stream from stdin) is not supported: save the stream to a file '
+                          'and give its name (FFmpeg: -f matroska file.mkv)')
     if source.is_dir():
         return [Path(p) for p in list_images(str(source), IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
     if not source.exists():
@@ -291,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     if not single and output.resolve() == source_root.resolve():
         raise OptionError('OUTPUT', f'{output} is the input folder: the outputs would be taken as inputs on the '
                           f'next run; choose another folder (e.g. {output / "upscaled"})')
-    if piped and (len(sources) != 1 or not (sequence or is_video_name(sources[0]))):
+    if piped and (len(sources) != 1 or not (sequence or is_video_file(sources[0]))):
         raise OptionError('OUTPUT -', 'streams one video: give a video file (or a folder of frames) as INPUT')
     scale = released_for_scale(args)
     if not piped and not args.frames:
@@ -300,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
     if args.auto:
         upscaler = realtime_upscaler(args, net, opts, dev, sources[0], log)
     else:
-        sizes = [frame_size(source, args.fps) for source in sources if sequence or is_video_name(source)]
+        sizes = [frame_size(source, args.fps) for source in sources if sequence or is_video_file(source)]
         if sizes:
             opts, note = fit_static_window(net, opts, args.backend, min(h for h, _ in sizes), min(w for _, w in sizes),
                                            '--tile')

@@ -10,14 +10,14 @@ from rt4ksr_arch.media.codecs import EncoderChoice, choose_encoder, parse_encode
 from rt4ksr_arch.media.pipeline import PipelineStats, run_pipeline
 from rt4ksr_arch.media.realtime import RealtimeChoice, pick_realtime
 from rt4ksr_arch.media.streams import (VIDEO_EXTENSIONS, DecodedFrame, FrameFolderSink, FrameFolderSource, RawPipeSink,
-                                       VideoFileSink, VideoFileSource, VideoInfo, VideoPlan, is_video_name,
-                                       viewer_command)
+                                       ReaderClosed, VideoFileSink, VideoFileSource, VideoInfo, VideoPlan,
+                                       is_video_file, is_video_name, viewer_command)
 from rt4ksr_arch.media.video import (PIPE, VideoOptions, media_ms_per_frame, network_only_fps, open_source,
                                      plan_video, refuse_encoder_settings, upscale_video)
 
 __all__ = ['EncoderChoice', 'choose_encoder', 'parse_encoder_options', 'set_verbosity', 'PipelineStats',
-           'run_pipeline', 'RealtimeChoice', 'pick_realtime',
-           'VIDEO_EXTENSIONS', 'DecodedFrame', 'FrameFolderSink', 'FrameFolderSource', 'RawPipeSink', 'VideoFileSink',
-           'VideoFileSource', 'VideoInfo', 'VideoPlan', 'is_video_name', 'viewer_command', 'PIPE', 'VideoOptions',
+           'run_pipeline', 'RealtimeChoice', 'pick_realtime', 'VIDEO_EXTENSIONS', 'DecodedFrame', 'FrameFolderSink',
+           'FrameFolderSource', 'RawPipeSink', 'ReaderClosed', 'VideoFileSink', 'VideoFileSource', 'VideoInfo',
+           'VideoPlan', 'is_video_file', 'is_video_name', 'viewer_command', 'PIPE', 'VideoOptions',
            'media_ms_per_frame', 'network_only_fps', 'open_source', 'plan_video', 'refuse_encoder_settings',
            'upscale_video']

@@ -11,6 +11,7 @@ SVT-AV1 / VP9 ``lossless``, NVENC ``tune lossless``). Lossless-only encoders (FF
 neither and default to RGB (or 4:4:4), which holds any frame size exactly. HDR10 mastering-display
 and content-light-level metadata go into the encoder's own parameters (x264, x265, SVT-AV1).
 """
+import logging
 import os
 import struct
 from contextlib import contextmanager
@@ -350,12 +351,15 @@ def parse_encoder_options(pairs: Sequence[str]) -> Dict[str, str]:
 
 
 def set_verbosity(verbose: bool) -> None:
-    """FFmpeg's and the encoders' own messages: errors only, or everything with ``verbose``.
+    """FFmpeg's and the encoders' own messages: none printed (errors are kept for our messages), or
+    everything with ``verbose``. x264 prints a bad preset itself, before FFmpeg's log is involved.
 
     x265 is quietened through its ``log-level`` parameter (``encoder_options``) and SVT-AV1 through
     its ``SVT_LOG`` environment variable (1 = errors; a value the user set is kept).
     """
     av.logging.set_level(av.logging.VERBOSE if verbose else av.logging.ERROR)
+    # without verbose FFmpeg's errors are not printed as they happen: our errors and warnings quote them
+    logging.getLogger('libav').setLevel(logging.NOTSET if verbose else logging.CRITICAL + 1)
     if verbose:
         os.environ.setdefault('SVT_LOG', '4')
     else:

@@ -192,6 +192,9 @@ def _dropped(stream: av.stream.Stream, drop: Sequence[str]) -> bool:
     return stream.type in drop or str(stream.index) in drop
 
 
+ATTACHED_PIC = int(av.stream.Disposition.attached_pic)
+
+
 def plan_streams(path: Union[str, Path], muxer: Muxer, encoder: EncoderChoice, drop: Sequence[str] = ()
                  ) -> Tuple[List[StreamPlan], List[str]]:
     """(what becomes of each audio / subtitle stream of ``path`` in ``muxer``'s format, notes).
@@ -211,6 +214,8 @@ def plan_streams(path: Union[str, Path], muxer: Muxer, encoder: EncoderChoice, d
         packets = first_packets(source, [s.index for s in streams])
         kept = [s for s in streams if not _dropped(s, drop)]
         notes = [f'{describe(s)} left out (--drop)' for s in streams if _dropped(s, drop)]
+        notes += [f'{describe(s)}{" (an attached picture: cover art)" if s.disposition & ATTACHED_PIC else ""} not '
+                  'kept: only the first video stream is upscaled' for s in source.streams.video[1:]]
         plans: List[StreamPlan] = []
         chosen: List[Tuple[av.stream.Stream, Optional[str]]] = []
         for stream in kept:

@@ -16,10 +16,12 @@ Timestamps: every output frame keeps its source frame's timestamp in the source'
 is decoded as far as it goes; ``VideoFileSource.shortfall`` says what was missing.
 """
 import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -27,9 +29,10 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple, Un
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
-from rt4ksr_arch.data.image_io import decode_unchanged, list_images
-from rt4ksr_arch.errors import ImageReadError
+from rt4ksr_arch.data.image_io import IMAGE_EXTENSIONS, decode_unchanged, list_images
+from rt4ksr_arch.errors import ImageReadError, RT4KSRError
 from rt4ksr_arch.media.codecs import EncoderChoice, HdrMetadata, captured_log, even_padding
 from rt4ksr_arch.media.colour import Colour, source_colour
 from rt4ksr_arch.media.containers import (ATTACHMENT_FORMATS, CHAPTER_FORMATS, COPIED_TYPES, StreamPlan, add_copy,
@@ -45,6 +48,26 @@ SideData = av.sidedata.sidedata.Type
 def is_video_name(path: Union[str, Path]) -> bool:
     """A file name whose extension (any case) is one of ``VIDEO_EXTENSIONS``."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+@lru_cache(maxsize=256)
+def is_video_file(path: Union[str, Path]) -> bool:
+    """A video by its name (``is_video_name``), an image by its name (``IMAGE_EXTENSIONS``), else by its
+    content: FFmpeg decodes at least two frames from its first video stream (.mxf, .vob, .3gp, raw
+    .h264, an animated GIF, a name without extension). A file FFmpeg cannot read is not a video."""
+    path = Path(path)
+    if is_video_name(path):
+        return True
+    if path.suffix.lower() in IMAGE_EXTENSIONS or not path.is_file():
+        return False
+    try:
+        with captured_log(), av.open(str(path)) as container:
+            if not container.streams.video:
+                return False
+            frames = container.decode(video=0)
+            return next(frames, None) is not None and next(frames, None) is not None
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -78,6 +101,7 @@ class VideoInfo:
     disposition: int = 0  # of the video stream
     chapters: List[dict] = field(default_factory=list)
     attachments: List[Tuple[str, str, bytes]] = field(default_factory=list)  # (name, mimetype, data)
+    interlaced: bool = False  # the first frame is interlaced (two fields)
 
     @property
     def peak(self) -> int:
@@ -135,7 +159,8 @@ class VideoFileSource:
                                            _side_data(first, SideData.CONTENT_LIGHT_LEVEL)),
             metadata=dict(self.container.metadata), stream_metadata=dict(self.video.metadata),
             disposition=int(self.video.disposition), chapters=self.container.chapters(),
-            attachments=[(a.name, a.mimetype, a.data) for a in self.container.streams.attachments])
+            attachments=[(a.name, a.mimetype, a.data) for a in self.container.streams.attachments],
+            interlaced=bool(first.interlaced_frame))
         matrix = _side_data(first, SideData.DISPLAYMATRIX)
         if matrix is not None:
             self.info.display_matrix = np.frombuffer(matrix, np.int32).tolist()
@@ -224,7 +249,8 @@ class VideoFileSource:
 
 
 class FrameFolderSource:
-    """A folder of frames (images, sorted by name) as a video at ``rate`` frames per second.
+    """A folder of frames (images, in natural name order: ``f_2`` before ``f_10``) as a video at ``rate``
+    frames per second.
 
     8-bit images give ``uint8`` frames, 16-bit images ``uint16``; every frame must have the
     first one's size. Images are RGB (sRGB): the output gets the BT.709 matrix, limited range
@@ -237,9 +263,19 @@ class FrameFolderSource:
             raise ImageReadError(f'{folder} holds video files ({", ".join(videos[:3])}) besides frames; a folder '
                                  'written as one video must hold frames only: move them out, or upscale each video '
                                  'as its own INPUT')
-        self.paths = list_images(str(folder))
+        # frame_2 before frame_10, as a numbered sequence is meant (a text sort put 10 before 2)
+        self.paths = sorted(list_images(str(folder)), key=natural_key)
         first = decode_unchanged(Path(self.paths[0]).read_bytes(), self.paths[0])
         height, width = first.shape[:2]
+        for path in self.paths[1:]:  # from the headers, before any work (the frames are read later)
+            try:
+                with Image.open(path) as image:
+                    size = image.size
+            except (OSError, ValueError):
+                continue  # PIL cannot read the header: decoded (and checked) in its turn
+            if size != (width, height):
+                raise ImageReadError(f'{path} is {size[0]}x{size[1]}; every frame of a sequence must be '
+                                     f'{width}x{height} like {self.paths[0]}')
         self.rate = Fraction(rate)
         self.info = VideoInfo(width=width, height=height, bit_depth=16 if first.dtype == np.uint16 else 8,
                               time_base=1 / self.rate, rate=self.rate, colour=source_colour({}, True, width, height),
@@ -267,6 +303,11 @@ class FrameFolderSource:
 
     def close(self) -> None:
         pass
+
+
+def natural_key(path: str) -> List[Union[int, str]]:
+    """Sort key that orders the digit runs of a name by value (``f_2`` < ``f_10``), the rest case-blind."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', Path(path).name)]
 
 
 def partial_path(target: Path) -> Path:
@@ -312,6 +353,7 @@ class VideoFileSink:
         self.stream = None
         self.mapping: Dict[int, tuple] = {}
         self.frames = 0
+        self._last_dts: Optional[int] = None
 
     def open(self) -> None:
         """Create the (partial) file and write its header."""
@@ -364,15 +406,29 @@ class VideoFileSink:
         """Encode one RGB HWC frame (``uint8``/``uint16``) at ``pts`` (source time base)."""
         if self.container is None:
             self.open()
-        self.container.mux(self.stream.encode(self._frame(array, pts)))
+        self._mux(self.stream.encode(self._frame(array, pts)))
         self.frames += 1
+
+    def _mux(self, packets: List[av.Packet]) -> None:
+        """Mux encoded packets, repairing a decode timestamp that cannot be: libx265 in PyAV's FFmpeg build
+        now and then hands out an uninitialised dts (e.g. -4.6e18), which MP4 refuses ("pts/dts pair
+        unsupported"). A dts after its pts or more than a minute before it is replaced by the next one
+        that keeps the order (the previous dts + 1, at most the pts)."""
+        limit = 60 / self.info.time_base
+        for packet in packets:
+            if packet.pts is not None and (packet.dts is None or packet.dts > packet.pts or
+                                           packet.pts - packet.dts > limit):
+                packet.dts = packet.pts if self._last_dts is None else min(packet.pts, self._last_dts + 1)
+            if packet.dts is not None:
+                self._last_dts = packet.dts
+            self.container.mux(packet)
 
     def close(self, complete: bool) -> None:
         """Flush and rename onto the target when ``complete``; otherwise remove the partial file."""
         try:
             if self.container is not None:
                 if complete:
-                    self.container.mux(self.stream.encode(None))
+                    self._mux(self.stream.encode(None))
                 self.container.close()
             if complete:
                 if not self.frames:
@@ -431,12 +487,33 @@ class RawPipeSink:
         pass  # raw video carries no audio
 
     def write_frame(self, array: np.ndarray, pts: int) -> None:
+        """Raises ``ReaderClosed`` when the reader has closed the pipe (a viewer quit, ``head``)."""
         array = upright(array, self.rotation)
-        self.stream.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder('<'), copy=False).tobytes())
+        try:
+            self.stream.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder('<'), copy=False).tobytes())
+        except BrokenPipeError:
+            self._detach()
+            raise ReaderClosed(f'the reader of the pipe closed it after {self.frames} frames') from None
         self.frames += 1
 
+    def _detach(self) -> None:
+        """Point the stream's descriptor at the null device: nothing flushed later (at exit) fails again."""
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # a stream without a descriptor (a test's BytesIO)
+            pass
+
     def close(self, complete: bool) -> None:
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._detach()
+
+
+class ReaderClosed(RT4KSRError):
+    """The reader of the raw pipe closed it: a normal end for a live viewer, not a failure."""
 
 
 def viewer_command(width: int, height: int, bit_depth: int, rate: Optional[Fraction]) -> str:

@@ -68,6 +68,9 @@ class VideoOptions:
         return [name for name in ('codec', 'crf', 'preset', 'pix_fmt', 'encoder_options') if getattr(self, name)]
 
 
+SAR_IN_STREAM = ('h264', 'hevc')  # codecs that carry the sample aspect ratio in their bitstream (VUI)
+
+
 def open_source(source: Union[str, Path], frame_rate: Optional[Fraction] = None) -> Source:
     """A ``VideoFileSource`` for a file, a ``FrameFolderSource`` for a folder of images.
 
@@ -153,6 +156,11 @@ def plan_video(source: Source, target: Path, options: VideoOptions = VideoOption
             notes.append(f'{width}x{height} is padded to {width + pad[0]}x{height + pad[1]} for '
                          f'{encoder.pix_fmt} (4:2:0 needs even sizes); --pix-fmt yuv444p or --codec ffv1 keeps the '
                          'exact size')
+        sar = info.sample_aspect_ratio
+        if sar and sar != 1 and encoder.codec not in SAR_IN_STREAM:
+            notes.append(f'{encoder.name} does not store the source\'s sample aspect ratio {sar.numerator}:'
+                         f'{sar.denominator} (H.264 and H.265 do, in the stream; PyAV cannot set the container\'s): '
+                         'players may show the pictures stretched')
         if info.alpha:
             notes.append("the source's alpha channel is not in the output (the network upscales colour only; "
                          'upscale the frames as images to keep alpha)')
@@ -207,6 +215,9 @@ def upscale_video(upscaler: Upscaler, source: Union[str, Path], target: Union[st
     refuse_encoder_settings(options, frames, raw)
     src = open_source(source, options.frame_rate)
     info = src.info
+    if info.interlaced:
+        report('note: the source is interlaced: its frames are upscaled as progressive pictures, which magnifies '
+               'combing; deinterlace first (e.g. ffmpeg -i IN -vf bwdif -c:a copy OUT)')
     device = upscaler.network.device
     scale = upscaler.scale
     try:
