@@ -33,14 +33,16 @@ def hr_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def write_options(tmp_path: Path, hr_dir: Path, **train) -> Path:
-    """A tiny RT4KSR run (C=16, one block, 16x16 HR crops) writing under ``tmp_path/experiments``."""
+def write_options(tmp_path: Path, hr_dir: Path, data: Dict = None, **train) -> Path:
+    """A tiny RT4KSR run (C=16, one block, 16x16 HR crops) writing under ``tmp_path/experiments``;
+    ``data`` adds train dataset options."""
     opt = {
         'name': 'tiny', 'model_type': 'RT4KSRModel', 'scale': 2, 'num_gpu': 0, 'manual_seed': 5,
         'datasets': {'train': {
             'name': 'tiny', 'type': 'OnlineBicubicPairedDataset', 'dataroot_gt': str(hr_dir),
             'io_backend': {'type': 'disk'}, 'gt_size': 16, 'use_hflip': True, 'use_rot': True,
-            'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None}},
+            'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None,
+            **(data or {})}},
         'network_g': {'type': 'RT4KSR', 'num_feat': 16, 'num_block': 1, 'upscale': 2},
         'path': {'experiments_root': str(tmp_path / 'experiments'), 'strict_load_g': True, 'resume_state': None},
         'train': {'ema_decay': 0.9,
@@ -92,15 +94,18 @@ def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_pa
     assert [g['weight_decay'] for g in groups] == [1e-4, 0.0]  # no decay on norms and biases
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir):
+@pytest.mark.parametrize('lq_on_device', [False, True])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq_on_device):
     full_dir, part_dir = tmp_path / 'full', tmp_path / 'part'
     full_dir.mkdir()
     part_dir.mkdir()
-    full_log = train(write_options(full_dir, hr_dir, total_iter=7, linear_start=True))
+    data = {'lq_on_device': lq_on_device}
+    full_log = train(write_options(full_dir, hr_dir, data, total_iter=7, linear_start=True))
     full = logged_steps(full_log)
+    assert ('LR made on cpu (lq_on_device)' in full_log) is lq_on_device
     # the same run stopped after 4 iterations (last state: 3), then resumed to 7
-    train(write_options(part_dir, hr_dir, total_iter=4, linear_start=True))
-    resumed_log = train(write_options(part_dir, hr_dir, total_iter=7, linear_start=True), '--auto_resume')
+    train(write_options(part_dir, hr_dir, data, total_iter=4, linear_start=True))
+    resumed_log = train(write_options(part_dir, hr_dir, data, total_iter=7, linear_start=True), '--auto_resume')
     assert 'Resuming training from epoch' in resumed_log and 'iter: 3' in resumed_log
     # the initialisation runs once, before the first step; a resumed run keeps its weights
     assert 'Linear start' in full_log and 'Linear start' not in resumed_log

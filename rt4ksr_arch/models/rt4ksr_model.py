@@ -9,7 +9,7 @@ baseline logged beside the validation metrics.
 from collections import OrderedDict
 from contextlib import nullcontext
 from os import path as osp
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -24,7 +24,8 @@ from rt4ksr_arch.archs.linear_start import linear_start_
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.checkpoint import load_rt4ksr_weights, save_checkpoint
 from rt4ksr_arch.config import RT4KSRConfig
-from rt4ksr_arch.errors import OptionError
+from rt4ksr_arch.data.online_bicubic_dataset import make_lq
+from rt4ksr_arch.errors import DatasetError, OptionError
 from rt4ksr_arch.fileio import atomic_torch_save
 from rt4ksr_arch.inference import InferenceOptions, Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
@@ -95,6 +96,9 @@ def check_consistent(opt: Dict[str, Any], config: RT4KSRConfig) -> None:
                                   f'{opt.get("num_gpu")}): use prefetch_mode: cpu (or ~) on the CPU')
             if data.get('pin_memory') is not True:
                 raise OptionError(f'datasets.{name}.pin_memory', 'must be true with prefetch_mode: cuda')
+        if data.get('lq_on_device') and data.get('type') != 'OnlineBicubicPairedDataset':
+            raise OptionError(f'datasets.{name}.lq_on_device', f'needs type OnlineBicubicPairedDataset (HR crops in, '
+                              f'LR made on the device), got {data.get("type")!r}, which loads its own LR')
     train = opt.get('train') or {}
     scheduler = train.get('scheduler') or {}
     total = train.get('total_iter')
@@ -127,6 +131,14 @@ def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict
     return groups
 
 
+def device_lq_options(opt: Dict[str, Any]) -> Optional[Tuple[int, bool]]:
+    """``(scale, round_lq)`` of the train dataset when it asks for ``lq_on_device``, else None."""
+    for name, data in (opt.get('datasets') or {}).items():
+        if name.split('_')[0] == 'train' and (data or {}).get('lq_on_device'):
+            return int(data.get('scale', opt['scale'])), bool(data.get('round_lq', True))
+    return None
+
+
 def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     torch.distributed.all_reduce(tensor)
     return tensor
@@ -144,6 +156,7 @@ class RT4KSRModel(SRModel):
         # training layout only: test() runs an Upscaler that lays its own network out per val.channels_last
         # (default true), which must not switch training to NHWC against train.channels_last: false
         self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
+        self.device_lq = device_lq_options(opt) if opt['is_train'] else None  # (scale, round_lq)
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
@@ -204,7 +217,8 @@ class RT4KSRModel(SRModel):
             'pretrain_network_g')
         logger = get_root_logger()
         logger.info(f'Training with amp={train_opt.get("amp") or "off"}, channels_last={self.channels_last}, '
-                    f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}')
+                    f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}, LR made '
+                    f'{f"on {self.device} (lq_on_device)" if self.device_lq else "by the data loader"}')
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         optimizer_cls = getattr(torch.optim, optim_type, None)
@@ -256,10 +270,19 @@ class RT4KSRModel(SRModel):
 
     # ----------------------------------------------------------------- training step
     def feed_data(self, data):
+        """``lq`` (and ``gt``) of a batch on the device; a batch of HR crops only (``lq_on_device``) gets
+        its LR made here with the data set's ``make_lq``, the same values the loader's workers give."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device, non_blocking=True)
+        if 'lq' in data:
+            self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
+        elif self.device_lq is not None and 'gt' in data:
+            scale, round_lq = self.device_lq
+            self.lq = make_lq(self.gt, scale, round_lq).contiguous(memory_format=memory_format)
+        else:
+            raise DatasetError('a batch without lq reached the model: set lq_on_device: true in the train dataset '
+                               '(the model then makes the LR), or use a dataset that returns lq')
 
     def _autocast(self):
         if self.amp_dtype is None:
