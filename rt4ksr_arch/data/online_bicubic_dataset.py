@@ -114,9 +114,10 @@ class OnlineBicubicPairedDataset(data.Dataset):
     bundled photos or T91 + BSDS200, where decoding a whole image for each crop dominates),
     ``lq_on_device`` (train only: samples hold ``gt`` and paths but no ``lq``; ``RT4KSRModel`` makes
     the LR batch on its device with ``make_lq``, bit-identical in 8-bit mode). Train: random crop of
-    the mod-cropped HR, augmentation, LR from the crop. Val/test: the whole mod-cropped HR and its LR. Randomness: see ``sample_generator``. Construction checks
-    that every image or LMDB key ``meta_info_file`` lists is there (``gt_paths``); errors in the
-    options raise ``OptionError``, in the data ``DatasetError``.
+    the mod-cropped HR, augmentation, LR from the crop. Val/test: the whole mod-cropped HR and its LR.
+    Randomness: see ``sample_generator``. Construction checks that every image or LMDB key
+    ``meta_info_file`` lists is there (``gt_paths``); errors in the options raise ``OptionError``, in
+    the data ``DatasetError``.
     """
 
     accepts_enlarged_index = True  # ResumableEnlargedSampler hands over indices before the modulo
