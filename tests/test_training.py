@@ -1,4 +1,5 @@
 """train.py end to end on the CPU: LR schedule, exact resume, SIGKILL + --auto_resume, 2-process DDP."""
+import csv
 import os
 import re
 import signal
@@ -210,3 +211,33 @@ def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
     assert psnr[False] and len(psnr[True]) == len(psnr[False])
     for tiled, whole in zip(psnr[True], psnr[False]):  # the same computation cut in tiles: float noise only
         assert float(tiled) == pytest.approx(float(whole), abs=2e-4)
+
+
+def test_learning_curves_follow_the_log_and_survive_a_resume(tmp_path, hr_dir):
+    options = write_options(tmp_path, hr_dir, total_iter=2)
+    raw = yaml.safe_load(options.read_text())
+    raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
+                              'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
+    raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
+                  'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
+    raw['logger']['save_checkpoint_freq'] = 2
+    options.write_text(yaml.safe_dump(raw))
+    logs = [train(options)]
+    figure = cv2.imread(str(tmp_path / 'experiments' / 'curves.png'))  # after the first validation
+    assert figure is not None and figure.shape[0] > 200 and figure.shape[1] > 400
+    raw['train']['total_iter'] = 4  # resumed from the state of iteration 2, saved before its validation
+    options.write_text(yaml.safe_dump(raw))
+    logs.append(train(options, '--auto_resume'))
+    log = '\n'.join(logs)
+    rows = list(csv.DictReader((tmp_path / 'experiments' / 'curves.csv').read_text().splitlines()))
+    val = {int(r['iteration']): float(r['value']) for r in rows if r['series'] == 'val'}
+    logged = [float(v) for v in re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)]
+    assert sorted(val) == [2, 4] and len(logged) == 2
+    assert [val[2], val[4]] == pytest.approx(logged, abs=5e-5)  # the log prints 4 decimals
+    (bicubic, ) = [float(r['value']) for r in rows if r['series'] == 'bicubic']
+    assert bicubic == pytest.approx(float(re.search(r'bicubic baseline[^\n]*\n\s+# psnr: ([\d.]+)', log).group(1)),
+                                    abs=5e-5)
+    losses = {int(r['iteration']): float(r['value']) for r in rows if r['series'] == 'train'}
+    steps = {**logged_steps(logs[0]), **logged_steps(logs[1])}
+    assert sorted(losses) == [1, 2, 3, 4]  # print_freq 1: each point is one iteration's logged l_pix
+    assert all(losses[it] == pytest.approx(float(steps[it][1]), rel=1e-3) for it in losses)

@@ -24,6 +24,7 @@ from rt4ksr_arch.archs.linear_start import linear_start_
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.checkpoint import load_rt4ksr_weights, save_checkpoint
 from rt4ksr_arch.config import RT4KSRConfig
+from rt4ksr_arch.curves import CSV_NAME, LearningCurves
 from rt4ksr_arch.data.online_bicubic_dataset import make_lq
 from rt4ksr_arch.errors import DatasetError, OptionError
 from rt4ksr_arch.fileio import atomic_torch_save
@@ -211,6 +212,7 @@ class RT4KSRModel(SRModel):
         if self.amp_dtype is torch.float16:
             self.scaler = torch.amp.GradScaler(self.device.type)
         self.grad_clip = train_opt.get('grad_clip')
+        self.curves = LearningCurves(loss_every=int((self.opt.get('logger') or {}).get('print_freq', 100)))
         self.net_g_forward = torch.compile(self.net_g) if train_opt.get('compile') else self.net_g
         # a resumed or pretrained network keeps its weights
         self._linear_start_pending = bool(train_opt.get('linear_start')) and not self.opt['path'].get(
@@ -336,6 +338,7 @@ class RT4KSRModel(SRModel):
         else:
             self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.curves.add_loss(current_iter, self.log_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -363,6 +366,7 @@ class RT4KSRModel(SRModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'scaler': self.scaler.state_dict() if self.scaler is not None else None,
             'scheduled_lrs': self._scheduled_lrs,
+            'curves': self.curves.state_dict(),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
@@ -371,6 +375,12 @@ class RT4KSRModel(SRModel):
         if self.scaler is not None and resume_state.get('scaler'):
             self.scaler.load_state_dict(resume_state['scaler'])
         self._scheduled_lrs = resume_state.get('scheduled_lrs')
+        if resume_state.get('curves'):
+            self.curves.load_state_dict(resume_state['curves'])
+        written = osp.join(self.opt['path']['experiments_root'], CSV_NAME)
+        if osp.isfile(written):  # the validation of the state's own iteration ran after the state was saved
+            with open(written) as f:
+                self.curves.merge_validations(LearningCurves.from_csv(f.read()), up_to=int(resume_state['iter']))
 
     # ----------------------------------------------------------------- validation
     def test(self):
@@ -394,9 +404,15 @@ class RT4KSRModel(SRModel):
         super().validation(dataloader, current_iter, tb_logger, save_img)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR's validation, the bicubic baseline (``val.bicubic_baseline``) and, in training, the
+        learning curves (``curves.csv``, ``curves.png`` in the experiment folder; rank 0 only runs this)."""
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        name = dataloader.dataset.opt['name']
         if self.opt['val'].get('bicubic_baseline') and self.opt['val'].get('metrics'):
             self._log_bicubic_baseline(dataloader)
+        if self.is_train and isinstance(current_iter, int) and self.opt['val'].get('metrics'):
+            self.curves.add_validation(name, current_iter, self.metric_results, self._bicubic_cache.get(name))
+            self.curves.write(self.opt['path']['experiments_root'], title=self.opt['name'])
 
     def _log_bicubic_baseline(self, dataloader) -> None:
         """Log the same metrics for MATLAB-bicubic upscaling of the same LR inputs (computed once)."""
