@@ -101,15 +101,15 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq
     full_dir.mkdir()
     part_dir.mkdir()
     data = {'lq_on_device': lq_on_device}
-    full_log = train(write_options(full_dir, hr_dir, data, total_iter=7, linear_start=True))
+    full_log = train(write_options(full_dir, hr_dir, data, total_iter=7, linear_start=4))
     full = logged_steps(full_log)
     assert ('LR made on cpu (lq_on_device)' in full_log) is lq_on_device
-    # the same run stopped after 4 iterations (last state: 3), then resumed to 7
-    train(write_options(part_dir, hr_dir, data, total_iter=4, linear_start=True))
-    resumed_log = train(write_options(part_dir, hr_dir, data, total_iter=7, linear_start=True), '--auto_resume')
+    # the same run stopped after 4 iterations (last state: 3, in the middle of the linear start's fit on
+    # iterations 1-4), then resumed to 7: it finishes the fit with the sums it saved, then steps
+    train(write_options(part_dir, hr_dir, data, total_iter=4, linear_start=4))
+    resumed_log = train(write_options(part_dir, hr_dir, data, total_iter=7, linear_start=4), '--auto_resume')
     assert 'Resuming training from epoch' in resumed_log and 'iter: 3' in resumed_log
-    # the initialisation runs once, before the first step; a resumed run keeps its weights
-    assert 'Linear start' in full_log and 'Linear start' not in resumed_log
+    assert 'first 4 batches' in full_log and 'first 4 batches' in resumed_log
     resumed = logged_steps(resumed_log)
     assert sorted(resumed) == [4, 5, 6, 7]
     for it in resumed:
@@ -168,7 +168,7 @@ def free_port() -> str:
 
 @pytest.mark.parametrize('launcher', ['torchrun', 'torch.distributed.launch'])
 def test_two_process_cpu_ddp(tmp_path, hr_dir, launcher):
-    options = write_options(tmp_path, hr_dir, total_iter=4, linear_start=True)  # all-reduced fit
+    options = write_options(tmp_path, hr_dir, total_iter=4, linear_start=2)  # all-reduced fit
     module = 'torch.distributed.run' if launcher == 'torchrun' else 'torch.distributed.launch'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, '-m', module, '--nproc_per_node=2', f'--master_port={free_port()}', TRAIN,
