@@ -16,7 +16,7 @@ def read_requirements() -> list:
         return [line.strip() for line in f if line.strip() and not line.startswith('#')]
 
 
-EXPORT = ['onnx>=1.16', 'onnxruntime>=1.18']  # python -m rt4ksr_arch.export, benchmark --onnx
+EXPORT = ['onnx>=1.16', 'onnxruntime>=1.18']  # rt4ksr export, rt4ksr benchmark --onnx / --backend onnxruntime
 SPANDREL = ['spandrel>=0.4']  # rt4ksr_arch.spandrel_support: RT4KSR for ComfyUI and other spandrel users
 DEMO = ['gradio>=6']  # rt4ksr demo (gr.ImageSlider; theme and footer in launch())
 BROWSER = ['playwright>=1.40']  # tests/test_demo.py drives the system's Chromium (no browser download)

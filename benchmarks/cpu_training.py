@@ -137,8 +137,9 @@ def linear_start(args: argparse.Namespace, data: Path) -> None:
     base = recipe_options(args.shared, data, args.out / 'experiments', 'unused')
     print(f'load before: {load()}')
     results, walls = {}, {}
-    for name, iters, every, start in (('linear_start_fit', 10, 10, True), ('random_init', args.iters, args.every,
-                                      False), ('linear_start', args.iters, args.every, True)):
+    runs = [('linear_start_fit', 10, 10, True)] + [(name, args.iters, args.every, name == 'linear_start')
+                                                   for name in args.runs]
+    for name, iters, every, start in runs:
         opt = issue_setup(base, iters, every, start)
         opt['name'] = name
         opt['path']['experiments_root'] = str(args.out / 'experiments' / name)
@@ -146,9 +147,11 @@ def linear_start(args: argparse.Namespace, data: Path) -> None:
         results[name], bicubic = curves(experiment)
     print(f'load after:  {load()}\nwall times: ' + ', '.join(f'{n} {w:.0f} s' for n, w in walls.items()))
     start = results['linear_start_fit']['Set5'][10]
-    shown = [i for i in sorted(results['random_init']['Set5']) if i % args.show == 0]
-    rows = [[name] + [f'{results[name]["Set5"][i]:.2f}' for i in shown] for name in ('random_init', 'linear_start')]
+    shown = [i for i in sorted(results[args.runs[0]]['Set5']) if i % args.show == 0]
+    rows = [[name] + [f'{results[name]["Set5"][i]:.2f}' for i in shown] for name in args.runs]
     print(markdown(['Set5 Y-PSNR (dB) at iteration'] + [f'{i:,}' for i in shown], rows))
+    if 'linear_start' not in results:
+        return
     after = results['linear_start']['Set5']
     low = min(after, key=after.get)
     print(f'linear start: {start:.2f} dB when its fit ends (iteration 10); lowest after it {after[low]:.2f} dB '
@@ -160,6 +163,8 @@ def main() -> None:
     parser.add_argument('table', choices=('recipe', 'linear-start'))
     parser.add_argument('--iters', type=int, help='iterations (recipe: its total by default; linear-start: 1250)')
     parser.add_argument('--every', type=int, default=50, help='linear-start: validate every N iterations')
+    parser.add_argument('--runs', nargs='+', choices=('random_init', 'linear_start'),
+                        default=['random_init', 'linear_start'], help='linear-start: the runs to make')
     parser.add_argument('--show', type=int, default=250, help='linear-start: table columns every N iterations')
     parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared', help='the reference data folder')
     parser.add_argument('--out', type=Path, default=Path('/tmp/rt4ksr_cpu_training'))

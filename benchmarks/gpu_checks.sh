@@ -7,7 +7,7 @@ SHARED=${SHARED:-../shared}
 OUT=${OUT:-/tmp/gpu_checks}
 W=$SHARED/weights/rt4ksr_official
 mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.limit --format=csv
 
 echo "== network time, NTIRE protocol (issue 6)"
 bench() {  # scale, input, extra flags
@@ -29,10 +29,26 @@ echo "== tiling overhead and peak memory, 1080p -> 4K (issue 5)"
 python benchmarks/tiling_overhead.py --device cuda --runs 20 \
   --frame "$SHARED/data/UHD_1080p/crops_1920x1080/lunch_crop1920x1080.png"
 
-echo "== end-to-end video FPS, 60-frame 1080p clip (issues 5 and 6)"
+echo "== NTIRE 2023 protocol (issue 13): x2 1080p->4K and x3 720p->4K fp16, eager / compiled / TensorRT"
+python -c "import onnxruntime as o; print('onnxruntime providers:', o.get_available_providers())" || true
+bench 2 1080p --score-data "$SHARED/data" --score-sets Set5 Set14
+bench 2 1080p --compile
+bench 2 1080p --backend tensorrt --tile 540 || echo "TensorRT: pip install onnxruntime-gpu tensorrt, then rerun"
+bench 3 720p --score-data "$SHARED/data" --score-sets Set5 Set14
+bench 3 720p --compile
+bench 3 720p --backend tensorrt --tile 360 || echo "TensorRT: pip install onnxruntime-gpu tensorrt, then rerun"
+nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu --format=csv
+
+echo "== end-to-end video FPS, 60-frame 1080p clip, NVENC (issues 5, 6, 13)"
 python benchmarks/make_clip.py "$OUT/clip1080.mp4" --frames 60 --source "$SHARED/data/UHD_1080p/crops_1920x1080"
+for batch in 1 4 8; do
+  python benchmarks/video_pipeline.py --clip "$OUT/clip1080.mp4" --device cuda --precision fp16 --batch $batch \
+    --weights "$W/rt4ksr_x2.pth" | grep -E 'encoder|FPS|ratio'
+done
 rt4ksr upscale "$OUT/clip1080.mp4" "$OUT/video" --weights "$W/rt4ksr_x2.pth" --precision fp16 --batch 8 \
-  --device cuda --overwrite 2>/dev/null | grep 'FPS end to end'
+  --device cuda --overwrite --target-fps 60 2>/dev/null | grep -E 'encoder|FPS end to end|latency'
+rt4ksr upscale "$OUT/clip1080.mp4" "$OUT/video_auto" --weights "$W/rt4ksr_x2.pth" --device cuda --overwrite \
+  --target-fps 60 --auto 2>/dev/null | grep -E 'real-time choice|FPS end to end|latency'
 
 echo "== short training of the x2 recipe, fp32 and bf16 (issue 4); BSDS200 stands in for DF2K"
 for amp in '~' bf16; do

@@ -126,6 +126,45 @@ def as_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def evenly_spaced(items: Iterable[Any], count: int) -> List[Tuple[int, Any]]:
+    """At most ``count`` (index, item) pairs of ``items``, evenly spaced over the whole sequence.
+
+    One pass over a sequence of unknown length (a video whose container does not say how many
+    frames it has), holding at most ``2 * count`` items: every ``stride``-th item is kept, and the
+    stride doubles (every other kept item dropped) whenever ``2 * count`` are held. Raises
+    ``ValueError`` when ``count`` < 1.
+    """
+    if count < 1:
+        raise ValueError(f'count must be >= 1, got {count}')
+    kept: List[Tuple[int, Any]] = []
+    stride = 1
+    for index, item in enumerate(items):
+        if index % stride == 0:
+            kept.append((index, item))
+            if len(kept) == 2 * count:
+                kept, stride = kept[::2], stride * 2
+    picks = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).round().astype(int)) if kept else []
+    return [kept[i] for i in picks]
+
+
+def video_frames(path: str, max_frames: int) -> Tuple[List[np.ndarray], List[str]]:
+    """Up to ``max_frames`` decoded frames of a video file, evenly spaced over it, and their names.
+
+    Frames are RGB HWC ``uint8`` (``uint16`` for deeper sources), decoded by ``rt4ksr_arch.media``
+    (PyAV: any container and codec FFmpeg reads). Raises ``ImageReadError`` for a file that is not
+    a readable video.
+    """
+    from rt4ksr_arch.media import DecodedFrame, VideoFileSource  # PyAV is loaded only for video input
+    source = VideoFileSource(path)
+    try:
+        frames = (item.array for item in source.items() if isinstance(item, DecodedFrame))
+        picked = evenly_spaced(frames, max_frames)
+    finally:
+        source.close()
+    name = osp.basename(path)
+    return [array for _, array in picked], [f'{name} frame {index}' for index, _ in picked]
+
+
 def split_frames(frames: Iterable[np.ndarray], scale: int, opts: AdaptOptions, degradation: Degradation,
                  names: Optional[Sequence[str]] = None) -> Split:
     """Cut every frame into its train (left) and held-out (right) region; make the held-out LR.
@@ -326,6 +365,8 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
                           'adapt the train-form checkpoint they were fused from')
     frames = list(frames)
     scale = loaded.config.upscale
+    if opts.patch % scale:
+        raise OptionError('patch', f'must be a multiple of the network\'s scale {scale}, got {opts.patch}')
     split = split_frames(frames, scale, opts, degradation, names)
     settings = {'weights': str(weights), 'param_key': param_key, 'frames': fingerprint(frames), 'scale': scale,
                 'options': asdict(opts)}
@@ -334,7 +375,7 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
     pixels = sum(h.shape[-1] * h.shape[-2] for h in split.held_out_hr)
     report(f'adapt: {len(frames)} frames, {len(split.train)} train regions (left {1 - opts.holdout:.0%} of each), '
            f'{len(split.held_out_hr)} held-out regions ({pixels / 1e6:.2f} MP, right {opts.holdout:.0%}), '
-           f'x{scale}, degradation {degradation.spec}, {opts.iters} iterations of {opts.batch} x {opts.patch}px '
+           f'x{scale}, degradation {degradation.name}, {opts.iters} iterations of {opts.batch} x {opts.patch}px '
            f'on {device}')
     start = 0
     if resume:

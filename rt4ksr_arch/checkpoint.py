@@ -28,7 +28,7 @@ from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy
 from rt4ksr_arch.config import CONFIG_KEY, RT4KSRConfig
 from rt4ksr_arch.errors import CheckpointError, CheckpointNotFoundError, OptionError
 from rt4ksr_arch.fileio import atomic_torch_save, atomic_write_bytes
-from rt4ksr_arch.hub import RELEASED, resolve
+from rt4ksr_arch.hub import RELEASED, released_name_of, resolve
 from rt4ksr_arch.ops.fusion import fuse_state_dict
 
 # Where state dicts hide, in the order tried when no key is asked for (EMA first: it is what
@@ -278,8 +278,12 @@ def weights_from_checkpoint(checkpoint: Any, name: str = 'checkpoint', param_key
 def read_weights(source: str, param_key: Optional[str] = None,
                  overrides: Optional[Mapping[str, Any]] = None) -> Weights:
     """``Weights`` of a checkpoint file, or of a released name (``rt4ksr_x2``: downloaded once and
-    cached, see ``rt4ksr_arch.hub``); see ``weights_from_checkpoint``."""
+    cached, see ``rt4ksr_arch.hub``). The released files' network is known (by name, or by SHA-256
+    for a copy passed by path), so nothing is assumed for them; see ``weights_from_checkpoint``."""
     path = resolve(source)
+    if source in RELEASED or released_name_of(path):
+        stated = {k: v for k, v in (overrides or {}).items() if v is not None}
+        overrides = {**{k: getattr(RELEASED_CONFIG, k) for k in UNDETECTABLE}, **stated}
     return weights_from_checkpoint(read_checkpoint(path), path, param_key, overrides)
 
 

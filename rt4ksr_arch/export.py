@@ -1,9 +1,13 @@
 """ONNX export of RT4KSR (fused first), verified with onnxruntime before the file is kept.
 
 The deploy network is exported with the TorchScript exporter (``dynamo=False``): it records the
-odd-size padding and the final crop as shape arithmetic, so one dynamic-shape file serves any
-batch, height and width. The network config (``RT4KSRConfig``) is stored in the model's metadata
-(``metadata_props``: ``rt4ksr_config`` as JSON, and ``scale``).
+odd-size padding and the final crop as shape arithmetic, so one dynamic-shape file (the
+default) serves any batch, height and width; the output's dimensions are named
+``height*<s>`` / ``width*<s>`` so Netron and TensorRT profiles see the real relation. A static
+file (``dynamic=False``) is fixed at ``batch`` x 3 x ``size``. The output is clamped to [0, 1]
+inside the graph unless ``clamp=False``. The model's metadata (``metadata_props``) and
+``doc_string`` say how to use it: ``rt4ksr_config`` (JSON), ``scale``, and ``io`` (JSON: RGB,
+values in [0, 1], NCHW, float32 or float16, clamped or not).
 """
 import json
 import os
@@ -20,6 +24,26 @@ from rt4ksr_arch.config import CONFIG_KEY
 from rt4ksr_arch.errors import RT4KSRError
 
 TOLERANCE = {'fp32': 1e-4, 'fp16': 2e-2}  # max abs difference to torch fp32, outputs in [0, 1]
+
+
+class Clamped(nn.Module):
+    """``net(x).clamp(0, 1)``: the output range the I/O convention promises, inside the graph."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).clamp(0, 1)
+
+
+def io_convention(scale: int, half_io: bool, clamp: bool) -> dict:
+    """The I/O contract stored in the file (metadata ``io`` and the doc string)."""
+    dtype = 'float16' if half_io else 'float32'
+    return {'input': {'name': 'lq', 'layout': 'NCHW', 'channels': 'RGB', 'range': [0, 1], 'dtype': dtype},
+            'output': {'name': 'sr', 'layout': 'NCHW', 'channels': 'RGB', 'dtype': dtype,
+                       'range': [0, 1] if clamp else 'unclamped (about -0.1 to 1.1 on photos; clamp to [0, 1])',
+                       'size': f'scale x input: height*{scale}, width*{scale}'}}
 
 
 class CastIO(nn.Module):
@@ -42,14 +66,16 @@ def _onnx_modules():
     return onnx, onnxruntime
 
 
-def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: bool = False, dynamic: bool = False,
-                opset: int = 17, size: Tuple[int, int] = (64, 64)) -> List[Tuple[Tuple[int, ...], float]]:
+def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: bool = False, dynamic: bool = True,
+                opset: int = 17, size: Tuple[int, int] = (64, 64), batch: int = 1,
+                clamp: bool = True) -> List[Tuple[Tuple[int, ...], float]]:
     """Write ``net`` (RT4KSR or RT4KSRDeploy, not modified) to ``output`` as ONNX.
 
     ``precision`` fp16 stores fp16 weights and computes in fp16, with float32 input and output
-    unless ``half_io``. Input ``lq``: float [N, 3, H, W] in [0, 1] (``size`` = (H, W) when not
-    ``dynamic``); output ``sr``: [N, 3, s*H, s*W]. The file is checked on a random input (and,
-    when dynamic, on a second, odd size) against the fp32 network; returns
+    unless ``half_io``. Input ``lq``: float RGB [N, 3, H, W] in [0, 1]; ``dynamic`` (default):
+    any N, H, W, else fixed at ``batch`` x 3 x ``size`` (H, W). Output ``sr``: [N, 3, s*H, s*W],
+    clamped to [0, 1] when ``clamp``. The file is checked on a random input at ``size`` (and,
+    when dynamic, on a second, odd size and batch 2) against the fp32 network; returns
     [(input shape, max abs difference)]. Raises ``RT4KSRError`` (and keeps no file) when the
     difference exceeds ``TOLERANCE``.
     """
@@ -61,33 +87,42 @@ def export_onnx(net: nn.Module, output: str, precision: str = 'fp32', half_io: b
     if precision == 'fp16':
         graph = reparameterize(reference).half().eval()
         graph = graph if half_io else CastIO(graph)
-    example = torch.rand(1, reference.num_in_ch, *size, dtype=torch.float16 if half_io else torch.float32)
+    graph = Clamped(graph) if clamp else graph
+    scale = reference.upscale
+    example = torch.rand(batch, reference.num_in_ch, *size, dtype=torch.float16 if half_io else torch.float32)
     folder, base = osp.split(osp.abspath(output))
     os.makedirs(folder, exist_ok=True)
     partial = osp.join(folder, f'.{base}.partial')
-    axes = {0: 'batch', 2: 'height', 3: 'width'}
+    axes = {'lq': {0: 'batch', 2: 'height', 3: 'width'}, 'sr': {0: 'batch', 2: f'height*{scale}', 3: f'width*{scale}'}}
     try:
         with warnings.catch_warnings():
             # the legacy exporter is chosen on purpose (module docstring); the pad condition it warns
             # about is always true while exporting, and the tracer records the pad sizes themselves
             warnings.simplefilter('ignore', DeprecationWarning)
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            # the hf branch's reflect pad slices with negative steps, which the exporter cannot fold
+            warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
             torch.onnx.export(graph, (example, ), partial, input_names=['lq'], output_names=['sr'],
-                              opset_version=opset, dynamic_axes={'lq': axes, 'sr': axes} if dynamic else None,
-                              dynamo=False)
+                              opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
         model = onnx.load(partial)
-        for key, value in ((CONFIG_KEY, json.dumps(reference.config.to_dict())), ('scale', str(reference.upscale))):
+        io = io_convention(scale, half_io, clamp)
+        for key, value in ((CONFIG_KEY, json.dumps(reference.config.to_dict())), ('scale', str(scale)),
+                           ('io', json.dumps(io))):
             model.metadata_props.add(key=key, value=value)
+        model.doc_string = (f'RT4KSR x{scale} super-resolution (fused). Input lq: RGB {io["input"]["dtype"]} NCHW '
+                            f'in [0, 1]; output sr: RGB NCHW, {scale}x height and width, '
+                            f'{"clamped to [0, 1]" if clamp else "NOT clamped (clamp to [0, 1])"}. '
+                            f'Network: {json.dumps(reference.config.to_dict())}.')
         onnx.save(model, partial)
         session = onnxruntime.InferenceSession(partial, providers=['CPUExecutionProvider'])
-        shapes = [(1, reference.num_in_ch, *size)]
+        shapes = [(batch, reference.num_in_ch, *size)]
         if dynamic:
             shapes.append((2, reference.num_in_ch, size[0] + 7, size[1] + 3))
         results = []
         for shape in shapes:
             x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
             with torch.no_grad():
-                expected = reference(x).numpy()
+                expected = (reference(x).clamp(0, 1) if clamp else reference(x)).numpy()
             got = session.run(None, {'lq': x.half().numpy() if half_io else x.numpy()})[0].astype(np.float32)
             if got.shape != expected.shape:
                 raise RuntimeError(f'ONNX output shape {got.shape} != torch {expected.shape} for input {shape}')

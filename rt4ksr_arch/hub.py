@@ -11,7 +11,7 @@ import os
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from rt4ksr_arch.errors import CheckpointError, CheckpointNotFoundError
 
@@ -22,15 +22,16 @@ DEFAULT_BASE_URL = f'https://raw.githubusercontent.com/{SOURCE_REPOSITORY}/{SOUR
 
 @dataclass(frozen=True)
 class Released:
-    """One released checkpoint: its file name in the authors' repository and its SHA-256."""
+    """One released checkpoint: its file name in the authors' repository, its SHA-256 and size (bytes)."""
 
     file: str
     sha256: str
+    size: int
 
 
 RELEASED: Dict[str, Released] = {
-    'rt4ksr_x2': Released('rt4ksr_x2.pth', '9ec7500092848a480e058a9c703e4b2254bc0cc97928c076bba272177752124f'),
-    'rt4ksr_x3': Released('rt4ksr_x3.pth', '13229f15a7f3897096ab0ee92b7c3d3c64fd59b4e558fea3248147cec225e65e'),
+    'rt4ksr_x2': Released('rt4ksr_x2.pth', '9ec7500092848a480e058a9c703e4b2254bc0cc97928c076bba272177752124f', 1699164),
+    'rt4ksr_x3': Released('rt4ksr_x3.pth', '13229f15a7f3897096ab0ee92b7c3d3c64fd59b4e558fea3248147cec225e65e', 1855452),
 }
 
 
@@ -52,6 +53,21 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def released_name_of(path: str) -> Optional[str]:
+    """The released name whose bytes ``path`` holds (a downloaded copy passed by path), else None.
+
+    Only files of a released file's size are hashed, so other checkpoints cost one ``stat``.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    for name, released in RELEASED.items():
+        if size == released.size and sha256_of(Path(path)) == released.sha256:
+            return name
+    return None
 
 
 def resolve(source: str, progress: bool = True) -> str:

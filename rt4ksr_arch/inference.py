@@ -25,7 +25,7 @@ from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.errors import OptionError
 from rt4ksr_arch.ops.bicubic import imresize
 from rt4ksr_arch.ops.ensemble import self_ensemble
-from rt4ksr_arch.ops.tiling import count_tiles, tiled_forward_with_retry
+from rt4ksr_arch.ops.tiling import count_tiles, round_up, tiled_forward_with_retry
 
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 FALLBACK_TILE = 512  # LR pixels: what a whole image that does not fit is tiled at
@@ -61,6 +61,9 @@ class InferenceOptions:
             _check_int('tile_size', self.tile_size, 1)
         if self.tile_pad is not None:
             _check_int('tile_pad', self.tile_pad, 0)
+            if self.tile_size is None:
+                raise OptionError('tile_pad', 'needs tile_size (it is the context of each tile; without tiles there '
+                                  'is nothing to pad)')
         _check_int('tile_batch', self.tile_batch, 1)
         if self.precision not in PRECISIONS:
             raise OptionError('precision', f'must be one of {", ".join(PRECISIONS)}, got {self.precision!r}')
@@ -162,7 +165,9 @@ def prepare_network(net: nn.Module, device: Union[str, torch.device, None] = 'au
 class Upscaler:
     """Prepared network + exact tiles + self-ensemble + out-of-memory fallback, for tensors and images.
 
-    ``net`` is an RT4KSR network (prepared here with ``opts``) or a ``PreparedNetwork``.
+    ``net`` is an RT4KSR network (prepared here with ``opts``), a ``PreparedNetwork``, or another
+    runner with the same attributes (``backends.OnnxRuntimeNetwork``); one with a
+    ``static_window`` (one input shape) is always run in exact windows of that size.
     ``option_names`` spells option names in messages as the caller's user wrote them
     (``{'tile_size': '--tile'}``; YAML names by default).
     """
@@ -171,8 +176,8 @@ class Upscaler:
                  device: Union[str, torch.device, None] = 'auto',
                  option_names: Mapping[str, str] = YAML_NAMES) -> None:
         self.opts = opts
-        self.network = net if isinstance(net, PreparedNetwork) else prepare_network(
-            net, device, opts.precision, opts.channels_last, opts.compile)
+        self.network = prepare_network(net, device, opts.precision, opts.channels_last, opts.compile) \
+            if isinstance(net, (RT4KSR, RT4KSRDeploy)) else net
         self.scale = self.network.scale
         self.option_names = option_names
 
@@ -211,14 +216,22 @@ class Upscaler:
 
     def _apply(self, lq: Tensor, opts: InferenceOptions, progress: bool) -> Tensor:
         forward = self.network
+        window = getattr(forward, 'static_window', None)
+        pad = opts.tile_pad if opts.tile_pad is not None else self.network.receptive_radius
+        if window:
+            if min(lq.shape[-2:]) < window:
+                raise OptionError(self.option_names.get('tile_size', 'tile_size'),
+                                  f'must fit: the network runs one static {window}x{window} LR window; a '
+                                  f'{lq.shape[-1]}x{lq.shape[-2]} input needs a smaller tile or the torch backend')
+            opts = replace(opts, tile_size=window - 2 * round_up(pad, 2))
         if not opts.tile_size:
             return self_ensemble(forward, lq) if opts.self_ensemble else forward(lq)
-        pad = opts.tile_pad if opts.tile_pad is not None else self.network.receptive_radius
         total = count_tiles(*lq.shape[-2:], opts.tile_size) * (8 if opts.self_ensemble else 1)
         bar = tqdm(total=total, unit='tile', leave=False) if progress and total >= PROGRESS_MIN_TILES else None
         run = partial(tiled_forward_with_retry, forward, scale=self.scale, tile_size=opts.tile_size, tile_pad=pad,
                       option=self.option_names.get('tile_size', 'tile_size'), tile_batch=opts.tile_batch,
-                      device=self.network.device, progress=bar.update if bar is not None else None)
+                      device=self.network.device, progress=bar.update if bar is not None else None,
+                      window=window)
         with bar if bar is not None else nullcontext():
             return self_ensemble(run, lq) if opts.self_ensemble else run(lq)
 

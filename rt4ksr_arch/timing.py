@@ -1,14 +1,21 @@
-"""Speed measurement: the challenge's timing protocol, MAC counting, and the official-style baseline.
+"""Speed measurement: the challenge's timing protocol and score, MAC counting, the official-style baseline.
 
-The NTIRE 2023 real-time 4K challenge (Conde et al., NTIRE 2023 report) timed the network alone,
-on an input already on the device, after warm-up runs. ``time_ms`` follows that; ``OfficialStyle``
-runs RT4KSR the way the authors' code does (train form, eager, the disabled high-frequency branch
-computed anyway), the baseline every speed-up in this project is measured against.
+The NTIRE 2023 Real-Time Super-Resolution challenge (Conde et al., NTIRE 2023 report; its
+``demo/runtime_demo.py`` at github.com/eduardzamfir/NTIRE23-RTSR) timed the network alone:
+``cudnn.benchmark = True``, the model in ``.half()``, a half-precision 1x3x(2160/s)x(3840/s)
+input made before timing, 50 warm-up runs, then 244 runs each between its own CUDA event
+pair followed by a synchronize; the mean is the runtime. ``time_runs`` does exactly that per
+run (on the CPU with ``perf_counter``, where the tools use fp32); ``time_ms`` is the throughput
+view (one event pair around all runs). ``ntire_score`` is the challenge's score
+(``demo/calc_scoring.ipynb``). ``OfficialStyle`` runs RT4KSR the way the authors' code does
+(train form, eager, the disabled high-frequency branch computed anyway), the baseline every
+speed-up in this project is measured against.
 """
 import copy
+import math
 import resource
 import time
-from typing import Callable
+from typing import Callable, List
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +45,41 @@ def time_ms(fn: Callable[[], object], warmup: int, runs: int, device: torch.devi
     for _ in range(runs):
         fn()
     return (time.perf_counter() - start_s) * 1000 / runs
+
+
+def time_runs(fn: Callable[[], object], warmup: int, runs: int, device: torch.device) -> List[float]:
+    """Milliseconds of each of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (NTIRE 2023 protocol).
+
+    CUDA: every call between its own event pair, then a synchronize; CPU: ``perf_counter``.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        for _ in range(runs):
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end))
+        return times
+    for _ in range(runs):
+        began = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def ntire_score(delta_psnr: float, ms: float) -> float:
+    """NTIRE 2023 RTSR score: 2 * 2^dPSNR / (0.1 * sqrt(ms)); 0 when dPSNR <= 0 (Y-PSNR over bicubic, dB).
+
+    Source: the challenge's ``demo/calc_scoring.ipynb`` (``score(psnr, runtime)``).
+    """
+    if delta_psnr <= 0:
+        return 0.0
+    return 2 * 2 ** delta_psnr / (0.1 * math.sqrt(ms))
 
 
 def count_macs(net: nn.Module, x: Tensor) -> int:

@@ -1,4 +1,4 @@
-"""rt4ksr adapt: degradations, the held-out split, end to end on tiny images, resume, keeping the given weights."""
+"""rt4ksr adapt: the held-out split, end to end on tiny images, resume, keeping the given weights."""
 import re
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rt4ksr_arch import RT4KSR, load_model, save_checkpoint
-from rt4ksr_arch.adapt import AdaptOptions, adapt, split_frames
+from rt4ksr_arch.adapt import AdaptOptions, adapt, evenly_spaced, split_frames
 from rt4ksr_arch.cli.main import main
 from rt4ksr_arch.errors import DatasetError, OptionError
 from rt4ksr_arch.ops.degradations import degrade, parse_degradation
@@ -41,28 +41,6 @@ def tiny_weights(tmp_path) -> Path:
     path = tmp_path / 'tiny.pth'
     save_checkpoint(str(path), net.config, params=net.state_dict())
     return path
-
-
-# ---------------------------------------------------------------------------------------------- degradations
-def test_degradation_specs_and_errors():
-    assert parse_degradation('bicubic').jpeg_quality is None
-    assert parse_degradation('NTIRE23') == parse_degradation('ntire23')
-    assert parse_degradation('ntire23').jpeg_quality == 90 and parse_degradation('jpeg:75').jpeg_quality == 75
-    for bad in ('jpeg', 'jpeg:0', 'jpeg:101', 'jpeg:q', 'gaussian'):
-        with pytest.raises(OptionError, match='degradation must be one of bicubic, ntire23, jpeg:Q'):
-            parse_degradation(bad)
-
-
-def test_jpeg_degradation_is_the_bicubic_lr_compressed_more_at_lower_quality():
-    hr = torch.from_numpy(smooth_image(3, 96, 128)).permute(2, 0, 1)[None].float() / 255
-    bicubic = degrade(hr, 2, parse_degradation('bicubic'))
-    assert torch.equal(degrade(hr, 2, parse_degradation('ntire23')), degrade(hr, 2, parse_degradation('jpeg:90')))
-    errors = {}
-    for quality in (95, 90, 50, 10):
-        lr = degrade(hr, 2, parse_degradation(f'jpeg:{quality}'))
-        assert lr.shape == bicubic.shape and torch.equal(lr * 255, (lr * 255).round())  # decoded 8-bit
-        errors[quality] = float((lr - bicubic).pow(2).mean())
-    assert 0 < errors[95] < errors[90] < errors[50] < errors[10]
 
 
 # ---------------------------------------------------------------------------------------------- the split
@@ -99,6 +77,41 @@ def test_adapt_end_to_end_then_upscale_uses_the_result(tmp_path, image_folder, t
                           '--weights', str(out), '--device', 'cpu')
     assert upscaled.returncode == 0, upscaled.stderr[-2000:]
     assert cv2.imread(str(tmp_path / 'up' / '0_x2.png')).shape == (96, 128, 3)
+
+
+@pytest.mark.parametrize('count', [1, 2, 3, 5])
+def test_evenly_spaced_spreads_over_a_sequence_of_unknown_length(count):
+    for length in range(0, 40):
+        picked = [index for index, item in evenly_spaced(iter(range(length)), count)]
+        assert picked == sorted(set(picked)) and len(picked) == min(count, length)
+        if length:
+            assert picked[0] == 0 and all(i in range(length) for i in picked)
+        if length > count > 1:  # spread over the sequence, not bunched at its start (brute force: any gap)
+            assert picked[-1] >= length // 2 and max(b - a for a, b in zip(picked, picked[1:])) <= 3 * length // count
+
+
+def test_adapt_reads_a_video_file_through_the_media_layer(tmp_path, tiny_weights):
+    """A 9-frame H.264 clip made here with PyAV; --max-frames 3 takes frames 0, 4 and 8 and trains on them."""
+    import av
+    clip = tmp_path / 'clip.mp4'
+    with av.open(str(clip), 'w') as out:
+        stream = out.add_stream('libx264', rate=10, options={'preset': 'ultrafast', 'crf': '10'})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv420p'
+        for i in range(9):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(smooth_image(i), format='rgb24')))
+        out.mux(stream.encode(None))
+    from rt4ksr_arch.cli.adapt import read_frames
+    frames, names = read_frames(str(clip), max_frames=3)
+    assert names == ['clip.mp4 frame 0', 'clip.mp4 frame 4', 'clip.mp4 frame 8']
+    for frame, seed in zip(frames, (0, 4, 8)):  # each is the frame it names (lossy codec: close, not equal)
+        errors = {s: np.abs(frame.astype(int) - smooth_image(s)).mean() for s in range(9)}
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and min(errors, key=errors.get) == seed
+    out = tmp_path / 'video.pth'
+    done = run_module('-m', 'rt4ksr_arch', 'adapt', str(clip), '--max-frames', '3', '--weights', str(tiny_weights),
+                      '--out', str(out), '--iters', '2', '--eval-every', '2', '--batch', '2', '--patch', '16',
+                      '--holdout', '0.5', '--device', 'cpu')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'adapt: 3 frames' in done.stdout and out.is_file()
 
 
 def test_the_given_weights_are_kept_when_adapting_does_not_help(tmp_path, image_folder, tiny_weights):
@@ -144,16 +157,18 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
 
 
 @pytest.mark.parametrize('extra, message', [
-    (['--degradation', 'jpeg:0'], '--degradation must be one of'),
+    (['--degradation', 'jpeg:0'], '--degradation must be bicubic, ntire23 or jpeg:Q'),
     (['--holdout', '1.5'], '--holdout must be between 0 and 1'),
     (['--patch', '200'], '0.png is 64x48: its train part'),
     (['--out', 'WEIGHTS'], '--out is the --weights file'),
-    (['--video'], 'video needs the video layer'),
+    (['--patch', '15'], "--patch must be a multiple of the network's scale 2"),
+    (['clip.mp4'], 'cannot open video'),
+    (['notes.txt'], 'is neither an image nor a video'),
 ])
 def test_bad_inputs_name_the_problem(tmp_path, image_folder, tiny_weights, capsys, extra, message):
     source = image_folder
-    if extra == ['--video']:
-        source, extra = tmp_path / 'clip.mp4', []
+    if extra in (['clip.mp4'], ['notes.txt']):
+        source, extra = tmp_path / extra[0], []
         source.write_bytes(b'\x00' * 16)
     args = ['adapt', str(source), '--weights', str(tiny_weights), '--out', str(tmp_path / 'o.pth'), '--device', 'cpu']
     args += [str(tiny_weights) if a == 'WEIGHTS' else a for a in extra]

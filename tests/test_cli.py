@@ -79,9 +79,12 @@ def test_trained_variants_come_out_of_upscale_evaluate_and_export_as_themselves(
     session = onnxruntime.InferenceSession(str(tmp_path / 'm.onnx'), providers=['CPUExecutionProvider'])
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta[CONFIG_KEY]) == net.config.to_dict() and meta['scale'] == str(net.upscale)
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    assert json.loads(meta['io'])['input'] == {'name': 'lq', 'layout': 'NCHW', 'channels': 'RGB', 'range': [0, 1],
+                                               'dtype': 'float32'}
+    assert session.get_outputs()[0].shape == ['batch', 3, f'height*{net.upscale}', f'width*{net.upscale}']
+    x = torch.rand(1, 3, 40, 52, generator=torch.Generator().manual_seed(2))  # dynamic by default: any size
     with torch.no_grad():
-        assert np.abs(session.run(None, {'lq': x.numpy()})[0] - net(x).numpy()).max() <= 1e-4
+        assert np.abs(session.run(None, {'lq': x.numpy()})[0] - net(x).clamp(0, 1).numpy()).max() <= 1e-4
 
 
 def test_ema_weights_are_used_by_default_and_the_key_is_reported(tmp_path, capsys):
@@ -153,3 +156,37 @@ def test_console_script_and_module_forms_run_the_same_tools(tmp_path):
     assert done.returncode == 2 and done.stderr == f'error: checkpoint not found: {tmp_path / "missing.pth"}; check ' \
         'the path, or use a released name (rt4ksr_x2, rt4ksr_x3: downloaded once and cached)\n'
     assert Path(done.args[0]).name.startswith('python')
+
+
+def test_what_a_tool_cannot_honour_is_refused_before_any_work(tmp_path, capsys):
+    """Each of these was accepted (or crashed) after the work in a new user's review."""
+    net = randomize_(RT4KSR(), seed=3)
+    weights = tmp_path / 'w.pth'
+    save_checkpoint(str(weights), net.config, params=net.state_dict())
+    torch.save({'params': net.state_dict()}, tmp_path / 'plain.pth')
+    rgb_to_y = tmp_path / 'rgb2y.pth'
+    save_checkpoint(str(rgb_to_y), RT4KSR(num_out_ch=1).config, params=RT4KSR(num_out_ch=1).state_dict())
+    cv2.imwrite(str(tmp_path / 'a.png'), photo())
+    (tmp_path / 'sets' / 'Mine' / 'HR').mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / 'sets' / 'Mine' / 'HR' / 'hr.png'), photo((24, 24)))
+    a, out = str(tmp_path / 'a.png'), str(tmp_path / 'out')
+    cases = [
+        (['upscale', a, str(tmp_path / 'a.xyz'), '--weights', str(weights)], 'an image is written as one of'),
+        (['upscale', a, out, '--weights', str(weights), '--tile-pad', '3'], '--tile-pad needs tile_size'),
+        (['upscale', a, out, '--weights', str(weights), '--param-key', 'params_ema'],
+         '--param-key params_ema: ' + str(weights) + ' holds no params_ema weights'),
+        (['upscale', a, out, '--weights', str(weights), '--bogus'], 'unrecognized arguments: --bogus (see '),
+        (['benchmark', '--weights', str(weights), '--scale', '3', '--input', '8x8'], 'holds x2 weights, but scale 3'),
+        (['evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Mine', '--out', out, '--figure',
+          'Mine/hr_typo'], '--figure Mine/hr_typo: no image hr_typo'),
+        (['evaluate', str(rgb_to_y), '--data', str(tmp_path / 'sets'), '--sets', 'Mine', '--out', out],
+         'maps 3 to 1 channels'),
+    ]
+    for argv, message in cases:
+        status, stdout, err = run(capsys, *argv)
+        assert status == 2 and err.startswith('error: ') and err.count('\n') == 1 and message in err, (argv, err)
+        assert 'Mine (' not in stdout and not Path(out).exists(), argv
+    status, _, err = run(capsys, 'upscale', a, out, '--weights', str(weights), '--bogus')
+    assert 'see rt4ksr upscale --help' in err or 'upscale --help' in err
+    status, stdout, _ = run(capsys, 'upscale', a, out, '--weights', str(tmp_path / 'plain.pth'), '--hf-branch', 'off')
+    assert status == 0 and 'assumed act_type=gelu' in stdout and 'hf_branch' not in stdout.split('note:')[1]

@@ -70,7 +70,7 @@ def onnx_output(onnxruntime, path: Path, x: np.ndarray) -> np.ndarray:
 def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp_path, trained, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2.onnx'
-    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--dynamic')
+    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--no-clamp')
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(re.findall(r'max abs diff vs torch fp32 (\S+)', done.stdout)) == 2
     for shape in [(1, 3, 24, 36), (3, 3, 17, 30)]:
@@ -87,9 +87,8 @@ def test_dynamic_fp32_onnx_matches_torch_at_two_sizes_and_is_not_overwritten(tmp
 def test_fp16_onnx_loads_and_runs(tmp_path, trained, half_io, onnxruntime):
     net, weights = trained
     out = tmp_path / 'x2_fp16.onnx'
-    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--precision', 'fp16', '--height', '20',
-                      '--width', '28',
-                      *(['--half-io'] if half_io else []))
+    done = run_module('-m', 'rt4ksr_arch', 'export', str(weights), str(out), '--precision', 'fp16', '--static',
+                      '--height', '20', '--width', '28', '--no-clamp', *(['--half-io'] if half_io else []))
     assert done.returncode == 0, done.stderr[-3000:]
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(4))
     got = onnx_output(onnxruntime, out, x.half().numpy() if half_io else x.numpy())
@@ -103,10 +102,13 @@ def test_benchmark_cli_prints_both_rows_and_the_ratio(tmp_path, trained):
     done = run_module('-m', 'rt4ksr_arch', 'benchmark', '--input', '32x48', '--device', 'cpu', '--warmup', '1',
                       '--runs', '2', '--weights', str(weights))
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = re.findall(r'^(ours|official-style).*?\s([\d.]+)\s+([\d.]+)\s+(\d+)$', done.stdout, re.M)
+    rows = re.findall(r'^(ours|official-style).*?\s([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$', done.stdout,
+                      re.M)
     assert [r[0] for r in rows] == ['ours', 'official-style']
     ratio = float(re.search(r'speed-up vs official-style: ([\d.]+)x', done.stdout).group(1))
     assert ratio == pytest.approx(float(rows[1][1]) / float(rows[0][1]), rel=0.01, abs=0.005)  # printed to 2 decimals
+    assert 'NTIRE 2023 protocol: warm-up 1, 2 runs, perf_counter per run' in done.stdout
+    assert 'throughput (one timer around all runs)' in done.stdout
     bad = run_module('-m', 'rt4ksr_arch', 'benchmark', '--input', 'huge', '--device', 'cpu')
     assert bad.returncode == 2 and '1080p, 720p, 4k or HxW' in bad.stderr
 

@@ -95,6 +95,7 @@ def test_upscale_without_weights_uses_the_released_x2_after_one_download(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     assert cv2.imread(str(tmp_path / 'out' / 'photo_x2.png')).shape == (24, 32, 3)
     assert 'rt4ksr_x2.pth' in done.stdout and (tmp_path / 'cache' / 'rt4ksr_x2.pth').is_file()
+    assert 'assumed' not in done.stdout  # a released name's network is known
 
     offline = {'RT4KSR_WEIGHTS_URL': 'http://127.0.0.1:9/none', 'RT4KSR_CACHE': str(tmp_path / 'empty_cache')}
     done = run_module('-m', 'rt4ksr_arch', 'upscale', str(tmp_path / 'photo.jpg'), str(tmp_path / 'out2'), env=offline)

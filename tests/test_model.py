@@ -6,6 +6,7 @@ checkpoints with their config, the default load key (and params on resume), test
 Every expected value is computed here, independently of the code under test.
 """
 import copy
+import logging
 import math
 from pathlib import Path
 from typing import Any, Dict, List
@@ -19,7 +20,7 @@ from basicsr.models import build_model
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 from rt4ksr_arch import RT4KSR, RT4KSRConfig, RT4KSRDeploy, load_model, save_checkpoint
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
-from rt4ksr_arch.errors import DatasetError, OptionError
+from rt4ksr_arch.errors import CheckpointError, DatasetError, OptionError
 from rt4ksr_arch.models.rt4ksr_model import RT4KSRModel, split_decay_groups
 from tests.helpers import randomize_
 
@@ -498,3 +499,23 @@ def test_test_mode_fuses_the_ema_weights_and_test_matches_them(tmp_path, two_key
     model.test()
     with torch.no_grad():
         torch.testing.assert_close(model.output, reference.eval()(x), rtol=0, atol=1e-5)
+
+
+def test_a_file_without_config_is_read_as_network_g_states_and_an_omission_is_logged(tmp_path):
+    from tests.test_tiling import basicsr_messages
+    relu = randomize_(RT4KSR(num_feat=16, num_block=1, act_type='relu'), seed=5)
+    path = str(tmp_path / 'relu_plain.pth')
+    torch.save({'params': relu.state_dict()}, path)
+    logging.getLogger('basicsr').setLevel(logging.INFO)
+    with basicsr_messages() as messages:
+        model = build(make_opt(tmp_path, network={'act_type': 'relu'}, path={'pretrain_network_g': path}))
+    loaded = next(m for m in messages if m.startswith('Loaded RT4KSR'))
+    assert 'relu' in loaded and 'assumed: act_type' not in loaded and 'assumed: hf_branch=False' in loaded
+    assert any('set network_g.hf_branch' in m for m in messages)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model.net_g.eval()(x), relu.eval()(x), atol=1e-6)
+    save_checkpoint(str(tmp_path / 'relu_cfg.pth'), relu.config, params=relu.state_dict())
+    with pytest.raises(CheckpointError, match="act_type is 'relu' in the file, 'gelu' was given"):
+        build(make_opt(tmp_path, network={'act_type': 'gelu'},
+                       path={'pretrain_network_g': str(tmp_path / 'relu_cfg.pth')}))

@@ -141,6 +141,8 @@ def test_lr_made_from_the_hr_batch_equals_the_workers_lr(image_dir, device):
 def test_lq_on_device_is_a_training_option(image_dir):
     with pytest.raises(OptionError, match='lq_on_device is a training option; the val dataset'):
         build_dataset(make_opt(image_dir, phase='val', lq_on_device=True))
+    with pytest.raises(OptionError, match='lq_on_device cannot be combined with jpeg_quality'):
+        build_dataset(make_opt(image_dir, lq_on_device=True, jpeg_quality=90))
 
 
 def test_enlarged_repeats_get_their_own_crops(image_dir):

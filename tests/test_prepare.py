@@ -293,7 +293,8 @@ def test_clear_errors_for_missing_empty_and_unreadable_inputs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f'cannot decode image {folder / "bad.png"}' in err and f'cannot decode image {folder / "empty.jpg"}' in err
     assert '2 of 3 images failed' in err
-    # one line per file (its reason), then the count naming every failing file, last
+    # one failed: line per file (its reason), then the one error: line, the count naming every failing file
+    assert sum(line.startswith('error: ') for line in err.splitlines()) == 1
     assert err.splitlines()[-1] == (f'error: 2 of 3 images failed ({folder / "bad.png"}, {folder / "empty.jpg"}); '
                                     'the others are done; fix these and run again')
     assert sorted(p.name for p in out.iterdir()) == ['good_s001.png', 'good_s002.png', 'good_s003.png',

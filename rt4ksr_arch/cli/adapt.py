@@ -1,15 +1,15 @@
 """Fine-tune RT4KSR weights on your own images and keep the result only if it measurably helps.
 
     rt4ksr adapt INPUT --weights W --out adapted.pth [--iters N] [--degradation bicubic|ntire23|jpeg:Q]
-                 [--holdout F] [--batch N] [--patch N] [--lr LR] [--eval-every N] [--patience N]
+                 [--max-frames N] [--holdout F] [--batch N] [--patch N] [--lr LR] [--eval-every N] [--patience N]
                  [--work DIR] [--restart] [--device D] [--overwrite]
 
-INPUT is a folder of images (or one image): your content, e.g. frames of a show, game captures,
-scanned pages, satellite or microscope images. They are the HR; the LR is made from them with
-MATLAB bicubic (``--degradation bicubic``), optionally followed by JPEG compression of the LR as a
-real source has it (``jpeg:Q``; ``ntire23`` = bicubic then JPEG quality 90, the NTIRE 2023
-real-time 4K SR challenge's LR). Video input needs the video layer (not in this version):
-extract frames first, e.g. ``ffmpeg -i clip.mp4 frames/%05d.png``, and pass the folder.
+INPUT is a folder of images, one image, or a video (any container and codec FFmpeg reads; up to
+``--max-frames`` frames evenly spaced over it): your content, e.g. a show, game captures, scanned
+pages, satellite or microscope images. They are the HR; the LR is made from them as
+``rt4ksr_arch.ops.degradations`` says: MATLAB bicubic (``--degradation bicubic``), then JPEG
+compression of the LR as a real source has it (``jpeg:Q``), or the NTIRE 2023 real-time 4K SR
+challenge's LR (``ntire23``: PIL bicubic, then JPEG quality 90).
 
 The right ``--holdout`` part of every image is held out: adapt reports its Y-PSNR before and after
 and writes the adapted weights only when they beat the given ones there; otherwise it writes the
@@ -25,21 +25,23 @@ from typing import List, Tuple
 
 import numpy as np
 
-from rt4ksr_arch.adapt import AdaptOptions, adapt
+from rt4ksr_arch.adapt import AdaptOptions, adapt, video_frames
 from rt4ksr_arch.cli.common import (add_device, add_overwrite, add_weights, device, positive_int, refuse_existing,
                                     writable_folder)
 from rt4ksr_arch.data.image_io import decode_image, is_image_name, list_images
 from rt4ksr_arch.errors import ImageReadError, OptionError
+from rt4ksr_arch.media.streams import is_video_name
 
-HELP = 'fine-tune weights on your own images (held-out check; keeps the original if it does not help)'
+HELP = 'fine-tune weights on your own images or video (held-out check; keeps the original if it does not help)'
 DEFAULTS = AdaptOptions()
+MAX_FRAMES = 32  # frames taken from a video by default: enough variety, and 32 1080p frames hold ~200 MB
 FLAGS = {'iters': '--iters', 'batch': '--batch', 'patch': '--patch', 'lr': '--lr', 'warmup': '--warmup',
          'eval_every': '--eval-every', 'patience': '--patience', 'holdout': '--holdout', 'min_gain': '--min-gain',
          'degradation': '--degradation', 'seed': '--seed', 'eval_frames': '--eval-frames'}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('input', help='folder of HR images (your content), or one image; video: extract frames first')
+    parser.add_argument('input', help='your content as HR: a folder of images, one image, or a video file')
     add_weights(parser)
     parser.add_argument('--out', required=True, help='adapted weights to write (.pth or .safetensors)')
     parser.add_argument('--iters', type=positive_int, default=DEFAULTS.iters,
@@ -47,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--degradation', default=DEFAULTS.degradation,
                         help='how your LR is made from HR: bicubic (default), jpeg:Q (bicubic, then JPEG quality Q), '
                         'ntire23 (bicubic, then JPEG quality 90)')
+    parser.add_argument('--max-frames', type=positive_int, default=MAX_FRAMES,
+                        help=f'video INPUT: frames used, evenly spaced over the video (default {MAX_FRAMES})')
     parser.add_argument('--holdout', type=float, default=DEFAULTS.holdout,
                         help=f'held-out fraction of each image\'s width, its right part (default {DEFAULTS.holdout})')
     parser.add_argument('--batch', type=positive_int, default=DEFAULTS.batch,
@@ -74,15 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overwrite(parser)
 
 
-def read_frames(source: str) -> Tuple[List[np.ndarray], List[str]]:
-    """The RGB frames (float32 [0, 1]) and names of an image file or a folder's images (sorted).
+def read_frames(source: str, max_frames: int = MAX_FRAMES) -> Tuple[List[np.ndarray], List[str]]:
+    """The RGB frames and names of a video file (up to ``max_frames``, evenly spaced; uint8/uint16),
+    an image file or a folder's images (sorted; float32 [0, 1]).
 
-    Raises ``OptionError`` for a video or other non-image file.
+    Raises ``OptionError`` for another kind of file, ``ImageReadError`` for an unreadable one.
     """
     path = Path(source)
+    if path.is_file() and is_video_name(path.name):
+        return video_frames(str(path), max_frames)
     if path.is_file() and not is_image_name(path.name):
-        raise OptionError('INPUT', f'{source} is not an image: adapt reads a folder of images (or one image); '
-                          'video needs the video layer, so extract frames first (ffmpeg -i clip.mp4 frames/%05d.png)')
+        raise OptionError('INPUT', f'{source} is neither an image nor a video (by its extension): adapt reads a '
+                          'folder of images, one image or a video file')
     paths = [str(path)] if path.is_file() else list_images(source)
     frames = []
     for name in paths:
@@ -107,12 +114,15 @@ def run(args: argparse.Namespace) -> int:
     writable_folder(Path(args.out).resolve().parent)
     work = args.work or f'{args.out}.adapt'
     try:
-        frames, names = read_frames(args.input)
+        frames, names = read_frames(args.input, args.max_frames)
     except ImageReadError as err:
         raise OptionError('INPUT', str(err)) from None
-    result = adapt(frames, args.weights, args.out, work, opts, dev, param_key=args.param_key,
-                   overrides={'act_type': args.act_type, 'hf_branch': args.hf_branch}, names=names,
-                   restart=args.restart, progress=True, report=print)
+    try:
+        result = adapt(frames, args.weights, args.out, work, opts, dev, param_key=args.param_key,
+                       overrides={'act_type': args.act_type, 'hf_branch': args.hf_branch}, names=names,
+                       restart=args.restart, progress=True, report=print)
+    except OptionError as err:  # options checked against the weights (e.g. --patch and the scale)
+        raise err.renamed(FLAGS) from None
     best_iter, best = result.best_trained
     how = f'stopped early after {result.iterations}' if result.stopped_early else f'{result.iterations}'
     print(f'held-out Y-PSNR: given weights {result.before:.3f} dB, adapted {best:.3f} dB at best (iteration '

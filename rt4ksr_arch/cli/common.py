@@ -16,7 +16,7 @@ from torch import nn
 
 from rt4ksr_arch.checkpoint import Weights, load_model
 from rt4ksr_arch.config import ACTIVATIONS
-from rt4ksr_arch.errors import OptionError, OutputExistsError, OutputNotWritableError, RT4KSRError
+from rt4ksr_arch.errors import CheckpointError, OptionError, OutputExistsError, OutputNotWritableError, RT4KSRError
 from rt4ksr_arch.hub import RELEASED
 from rt4ksr_arch.inference import PRECISIONS, InferenceOptions, Upscaler, resolve_device
 
@@ -59,17 +59,22 @@ def add_device(parser: argparse.ArgumentParser) -> None:
                         help='auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)')
 
 
-def add_precision(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(PRECISIONS)) -> None:
-    parser.add_argument('--precision', default='fp32', choices=list(choices),
-                        help='weights and activations: fp32 (default, exact), fp16 (GPUs) or bf16 (lossy: '
-                        'README, "Precision")')
+PRECISION_HELP = {'fp32': 'fp32 (exact)', 'fp16': 'fp16 (GPUs)', 'bf16': 'bf16 (lossy: README, "Precision")'}
+
+
+def add_precision(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(PRECISIONS),
+                  default: Optional[str] = 'fp32', default_text: str = 'fp32') -> None:
+    parser.add_argument('--precision', default=default, choices=list(choices),
+                        help='weights and activations: ' + ', '.join(PRECISION_HELP[c] for c in choices) +
+                        f' (default: {default_text})')
 
 
 def add_inference(parser: argparse.ArgumentParser, tiles: bool = True, ensemble: bool = True,
-                  batch: bool = True) -> None:
+                  batch: bool = True, batch_default: int = 4, precision_default: Optional[str] = 'fp32',
+                  precision_text: str = 'fp32') -> None:
     """``--device --precision [--tile --tile-pad] [--self-ensemble] --no-channels-last --compile [--batch]``."""
     add_device(parser)
-    add_precision(parser)
+    add_precision(parser, default=precision_default, default_text=precision_text)
     if tiles:
         parser.add_argument('--tile', type=positive_int, default=None, metavar='N',
                             help='tile side in LR pixels (exact tiles; default: the whole image)')
@@ -82,9 +87,9 @@ def add_inference(parser: argparse.ArgumentParser, tiles: bool = True, ensemble:
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the network (CUDA graphs on GPU); pays off over many same-size inputs')
     if batch:
-        parser.add_argument('--batch', type=positive_int, default=4, metavar='N',
-                            help='inputs per forward pass: video frames, or tiles of one image with --tile '
-                            '(default 4)')
+        what = 'video frames, or tiles of one image with --tile' if tiles else 'frames'
+        parser.add_argument('--batch', type=positive_int, default=batch_default, metavar='N',
+                            help=f'inputs per forward pass: {what} (default {batch_default})')
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
@@ -136,13 +141,14 @@ def add_weights(parser: argparse.ArgumentParser, positional: bool = False, requi
     else:
         parser.add_argument('--weights', required=required and default is None, default=default, help=what)
     parser.add_argument('--param-key', default=None, choices=['params', 'params_ema', 'state_dict'],
-                        help='which weights of the file (default: params_ema when present, else params)')
+                        help='which weights of the file (default: params_ema when present, else params); an asked '
+                        'key the file lacks is an error')
     parser.add_argument('--act-type', default=None, choices=list(ACTIVATIONS),
                         help='activation the weights were trained with, for files that do not store their config '
                         '(default: read from the file, else gelu as released)')
-    parser.add_argument('--hf-branch', action='store_const', const=True, default=None,
-                        help='the weights were trained with hf_branch: true (for files that do not store their '
-                        'config)')
+    parser.add_argument('--hf-branch', default=None, choices=['on', 'off'],
+                        help='whether the weights were trained with the high-frequency branch, for files that do '
+                        'not store their config (default: read from the file, else off as released)')
 
 
 def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[int] = None,
@@ -152,9 +158,13 @@ def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[
     A file that does not store its config, read without ``--act-type`` / ``--hf-branch``, gets a
     note naming the assumption and the flags that change it.
     """
-    overrides = {'act_type': args.act_type, 'hf_branch': args.hf_branch}
+    hf_branch = None if args.hf_branch is None else args.hf_branch == 'on'
+    overrides = {'act_type': args.act_type, 'hf_branch': hf_branch}
     net, weights = load_model(args.weights, deploy=deploy, param_key=args.param_key, overrides=overrides,
                               scale=scale)
+    if args.param_key and weights.key != args.param_key:  # the loader fell back, as BasicSR does for YAML
+        raise CheckpointError(f'--param-key {args.param_key}: {weights.source} holds no {args.param_key} weights '
+                              f'(found: {weights.key.split(" ")[0]}); drop --param-key or choose that key')
     if weights.assumed:
         flags = ' / '.join(CLI_NAMES[k] for k in weights.assumed)
         report(f'note: {weights.source} does not store its network config; assumed '

@@ -5,6 +5,8 @@ import os
 import sys
 from typing import List, Optional
 
+import cv2
+
 from rt4ksr_arch.cli.common import ArgumentParser, run_tool
 
 TOOLS = ('upscale', 'evaluate', 'benchmark', 'export', 'convert', 'prepare', 'demo', 'adapt')
@@ -19,13 +21,17 @@ def build_parser(prog: str = 'rt4ksr') -> ArgumentParser:
         tool_parser = sub.add_parser(name, help=module.HELP, description=(module.__doc__ or '').strip(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(tool_parser)
-        tool_parser.set_defaults(run=module.run)
+        tool_parser.set_defaults(run=module.run, tool_parser=tool_parser)
     return parser
 
 
 def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """Parse ``argv`` (default: the command line) and run the tool; the exit status."""
-    args = build_parser(prog or os.path.basename(sys.argv[0]) or 'rt4ksr').parse_args(argv)
+    args, unknown = build_parser(prog or os.path.basename(sys.argv[0]) or 'rt4ksr').parse_known_args(argv)
+    if unknown:  # named by the tool's own help, which lists what it takes
+        args.tool_parser.error(f'unrecognized arguments: {" ".join(unknown)}')
+    # OpenCV logs its own decode warnings to stderr; the tools report every failure themselves
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     return run_tool(args.run, args)
 
 

@@ -111,8 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen step and print its summary; exit status 0.
 
-    When some images fail, prints what was done, then one ``error:`` line per failing file, and
-    re-raises for ``run_tool`` to print the count and exit with status 2.
+    When some images fail, prints what was done, then one ``failed:`` line per failing file, and
+    re-raises for ``run_tool`` to print the one ``error:`` line (the count) and exit with status 2.
     """
     try:
         summary = args.step_run(args)
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if err.summary:
             print(err.summary)
         for failure in err.failures:
-            print(f'error: {failure.error}', file=sys.stderr)
+            print(f'failed: {failure.error}', file=sys.stderr)
         raise
     print(summary)
     return 0

@@ -23,6 +23,7 @@ from rt4ksr_arch.data.image_io import decode_image, list_images
 from rt4ksr_arch.data.meta_info import listed_images, read_meta_info_names
 from rt4ksr_arch.errors import DatasetError, ImageReadError, OptionError, first_names
 from rt4ksr_arch.ops.bicubic import imresize
+from rt4ksr_arch.ops.degradations import jpeg
 
 
 def gt_paths(root: str, backend: str, meta_info_file: Optional[str] = None) -> List[str]:
@@ -109,15 +110,16 @@ class OnlineBicubicPairedDataset(data.Dataset):
 
     Options: ``dataroot_gt`` (folder or ``.lmdb``), ``meta_info_file``, ``io_backend: {type:
     disk|lmdb}``, ``scale``, ``gt_size`` (train crop), ``use_hflip``, ``use_rot``, ``round_lq``
-    (LR on the 8-bit grid like MATLAB files; default true), ``color: y``, ``phase``,
-    ``cache_images`` (keep every decoded image in memory, per worker: for small sets such as the
-    bundled photos or T91 + BSDS200, where decoding a whole image for each crop dominates),
-    ``lq_on_device`` (train only: samples hold ``gt`` and paths but no ``lq``; ``RT4KSRModel`` makes
-    the LR batch on its device with ``make_lq``, bit-identical in 8-bit mode). Train: random crop of
-    the mod-cropped HR, augmentation, LR from the crop. Val/test: the whole mod-cropped HR and its LR.
-    Randomness: see ``sample_generator``. Construction checks that every image or LMDB key
-    ``meta_info_file`` lists is there (``gt_paths``); errors in the options raise ``OptionError``, in
-    the data ``DatasetError``.
+    (LR on the 8-bit grid like MATLAB files; default true), ``jpeg_quality`` (1..100: a JPEG round
+    trip of the LR, PIL, as in the NTIRE 2023 real-time SR test data at 90; needs ``round_lq``),
+    ``color: y``, ``phase``, ``cache_images`` (keep every decoded image in memory, per worker: for
+    small sets such as the bundled photos or T91 + BSDS200, where decoding a whole image for each
+    crop dominates), ``lq_on_device`` (train only, not with ``jpeg_quality``: samples hold ``gt``
+    and paths but no ``lq``; ``RT4KSRModel`` makes the LR batch on its device with ``make_lq``,
+    bit-identical in 8-bit mode). Train: random crop of the mod-cropped HR, augmentation, LR from
+    the crop. Val/test: the whole mod-cropped HR and its LR. Randomness: see ``sample_generator``.
+    Construction checks that every image or LMDB key ``meta_info_file`` lists is there
+    (``gt_paths``); errors in the options raise ``OptionError``, in the data ``DatasetError``.
     """
 
     accepts_enlarged_index = True  # ResumableEnlargedSampler hands over indices before the modulo
@@ -128,6 +130,13 @@ class OnlineBicubicPairedDataset(data.Dataset):
         self.scale = int(opt['scale'])
         self.phase = opt.get('phase', 'train')
         self.round_lq = bool(opt.get('round_lq', True))
+        self.jpeg_quality = opt.get('jpeg_quality')
+        if self.jpeg_quality is not None:
+            if isinstance(self.jpeg_quality, bool) or not isinstance(self.jpeg_quality, int) or \
+                    not 1 <= self.jpeg_quality <= 100:
+                raise OptionError('jpeg_quality', f'must be an integer in 1..100, got {self.jpeg_quality!r}')
+            if not self.round_lq:
+                raise OptionError('jpeg_quality', 'needs round_lq: true (JPEG stores 8-bit values)')
         self.color = opt.get('color')
         if self.color not in (None, 'y'):
             raise OptionError('color', f'must be omitted or "y", got {self.color!r}')
@@ -144,6 +153,9 @@ class OnlineBicubicPairedDataset(data.Dataset):
             raise OptionError('lq_on_device', f'is a training option; the {self.phase} dataset makes its own LR '
                               '(remove it there)')
         self.lq_on_device = bool(opt.get('lq_on_device'))
+        if self.lq_on_device and self.jpeg_quality:
+            raise OptionError('lq_on_device', 'cannot be combined with jpeg_quality (the JPEG round trip runs in the '
+                              'CPU workers): remove one of them')
         self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
         self._cache: Optional[Dict[str, np.ndarray]] = {} if opt.get('cache_images') else None
@@ -194,7 +206,11 @@ class OnlineBicubicPairedDataset(data.Dataset):
         gt = torch.from_numpy(np.ascontiguousarray(img[..., ::-1] if img.shape[2] == 3 else img)).permute(2, 0, 1)
         sample = {'gt': gt.contiguous(), 'lq_path': path, 'gt_path': path}
         if not self.lq_on_device:
-            sample['lq'] = make_lq(gt, self.scale, self.round_lq)
+            lq = make_lq(gt, self.scale, self.round_lq)
+            if self.jpeg_quality:  # a Y-only LR is compressed as the gray image it is
+                lq = jpeg(lq.expand(3, -1, -1), self.jpeg_quality)[:lq.shape[0]] if lq.shape[0] == 1 else \
+                    jpeg(lq, self.jpeg_quality)
+            sample['lq'] = lq
         return sample
 
 

@@ -10,7 +10,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -23,6 +23,7 @@ from rt4ksr_arch.data.image_io import ImageReadError, decode_image, is_image_nam
 from rt4ksr_arch.evaluation.figure import comparison_row, stack_rows
 from rt4ksr_arch.inference import Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
+from rt4ksr_arch.ops.degradations import Degradation, crop_hr, degrade
 
 SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
 METRICS = ('psnr_y', 'ssim_y', 'psnr_rgb')
@@ -69,12 +70,18 @@ def to_tensor(bgr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)[None]
 
 
-def load_pair(hr_path: Path, lr_dir: Path, scale: int) -> Tuple[np.ndarray, torch.Tensor]:
+def load_pair(hr_path: Path, lr_dir: Path, scale: int,
+              degradation: Optional[Degradation] = None) -> Tuple[np.ndarray, torch.Tensor]:
     """(mod-cropped HR as 8-bit BGR, its LR as [1, 3, h, w] RGB float in [0, 1]).
 
-    Raises ``ImageReadError`` when an LR file is not HR/scale in size.
+    ``degradation`` other than bicubic (``ops.degradations``): the HR is cropped as it says and
+    the LR made from it; LR files are then ignored. Raises ``ImageReadError`` when an LR file
+    is not HR/scale in size.
     """
     hr, _ = decode_image(hr_path.read_bytes(), str(hr_path))
+    if degradation is not None and degradation.kind != 'bicubic':
+        rgb = crop_hr(to_tensor(np.rint(hr * 255).astype(np.uint8))[0].float() / 255, scale, degradation)
+        return tensor2img(rgb[None]), degrade(rgb, scale, degradation)[None]
     hr = hr[:hr.shape[0] // scale * scale, :hr.shape[1] // scale * scale]
     hr8 = np.rint(hr * 255).astype(np.uint8)
     lr_path = lr_dir / f'{hr_path.stem}x{scale}.png'
@@ -86,11 +93,11 @@ def load_pair(hr_path: Path, lr_dir: Path, scale: int) -> Tuple[np.ndarray, torc
     return hr8, imresize(to_tensor(hr8).float(), 1 / scale, round_uint8=True) / 255
 
 
-def scores(sr: np.ndarray, hr: np.ndarray, scale: int) -> Scores:
-    """Y-PSNR (dB), Y-SSIM and RGB-PSNR (dB) of 8-bit BGR images, crop border = ``scale``."""
-    return {'psnr_y': calculate_psnr(sr, hr, scale, test_y_channel=True),
-            'ssim_y': calculate_ssim(sr, hr, scale, test_y_channel=True),
-            'psnr_rgb': calculate_psnr(sr, hr, scale)}
+def scores(sr: np.ndarray, hr: np.ndarray, border: int) -> Scores:
+    """Y-PSNR (dB), Y-SSIM and RGB-PSNR (dB) of 8-bit BGR images, ``border`` pixels cropped per side."""
+    return {'psnr_y': calculate_psnr(sr, hr, border, test_y_channel=True),
+            'ssim_y': calculate_ssim(sr, hr, border, test_y_channel=True),
+            'psnr_rgb': calculate_psnr(sr, hr, border)}
 
 
 def hardest_window(bicubic: np.ndarray, hr: np.ndarray, size: int) -> Tuple[int, int]:
@@ -124,13 +131,17 @@ def figure_row(hr: np.ndarray, lq: torch.Tensor, outputs: Dict[str, np.ndarray],
 
 def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: str = 'RT4KSR',
                   figure_images: Sequence[Tuple[str, str]] = (), crop: int = 48,
-                  report: Callable[[str], None] = lambda _: None, progress: bool = False) -> Evaluation:
+                  report: Callable[[str], None] = lambda _: None, progress: bool = False,
+                  degradation: Optional[Degradation] = None, border: Optional[int] = None) -> Evaluation:
     """Run ``upscaler`` and bicubic over every set of ``sets`` found under ``root``.
 
-    ``figure_images`` are (set, stem) pairs that get a figure row. Missing or empty sets are
-    reported and skipped; ``progress`` shows a bar per set. Raises ``FileNotFoundError`` when
-    none of ``sets`` holds images.
+    ``figure_images`` are (set, stem) pairs that get a figure row. ``degradation``: how the LR
+    is made (default: ``LR_bicubic`` files, else MATLAB bicubic). ``border``: pixels cropped
+    per side for the metrics (default: the scale; the NTIRE 2023 challenge used 0). Missing or
+    empty sets are reported and skipped; ``progress`` shows a bar per set. Raises
+    ``FileNotFoundError`` when none of ``sets`` holds images.
     """
+    border = upscaler.scale if border is None else border
     scale = upscaler.scale
     result = Evaluation(scale, method)
     wanted = set(figure_images)
@@ -145,11 +156,11 @@ def evaluate_sets(upscaler: Upscaler, root: Path, sets: Sequence[str], method: s
             continue
         totals = {m: dict.fromkeys(METRICS, 0.0) for m in ('bicubic', method)}
         for hr_path in tqdm(files, desc=name, unit='image', leave=False, disable=not progress):
-            hr, lq = load_pair(hr_path, hr_dir.parent / 'LR_bicubic' / f'X{scale}', scale)
+            hr, lq = load_pair(hr_path, hr_dir.parent / 'LR_bicubic' / f'X{scale}', scale, degradation)
             outputs = {'bicubic': tensor2img(imresize(lq, float(scale)).clamp(0, 1)),
                        method: tensor2img(upscaler(lq).clamp(0, 1))}
             for m, img in outputs.items():
-                for k, v in scores(img, hr, scale).items():
+                for k, v in scores(img, hr, border).items():
                     totals[m][k] += v / len(files)
             if (name, hr_path.stem) in wanted:
                 result.figure_rows.append(figure_row(hr, lq, outputs, scale, crop, method, f'{name}/{hr_path.stem}'))

@@ -22,7 +22,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from rt4ksr_arch.archs.linear_start import linear_structure_, solve_upsampler_, upsampler_equations
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
-from rt4ksr_arch.checkpoint import load_rt4ksr_weights, save_checkpoint
+from rt4ksr_arch.checkpoint import UNDETECTABLE, load_rt4ksr_weights, read_weights, save_checkpoint
 from rt4ksr_arch.config import RT4KSRConfig
 from rt4ksr_arch.curves import CSV_NAME, LearningCurves
 from rt4ksr_arch.data.online_bicubic_dataset import make_lq
@@ -199,8 +199,15 @@ class RT4KSRModel(SRModel):
         if net is self.net_g and self.opt['path'].get('param_key_g') is None and \
                 not self.opt['path'].get('resume_state'):
             param_key = None  # what training validated: the EMA weights when the file has them
-        weights = load_rt4ksr_weights(bare, load_path, param_key=param_key, strict=strict)
-        get_root_logger().info(f'Loaded {type(bare).__name__} from {weights.describe()}.')
+        # what network_g states is what the weights are taken for when the file does not say
+        stated = {k: getattr(bare.config, k) for k in UNDETECTABLE if k in (self.opt.get('network_g') or {})}
+        weights = load_rt4ksr_weights(bare, read_weights(load_path, param_key, stated), strict=strict)
+        logger = get_root_logger()
+        logger.info(f'Loaded {type(bare).__name__} from {weights.describe()}.')
+        if weights.assumed:
+            logger.warning(f'{weights.source} does not store its network config and network_g does not state '
+                           f'{", ".join(weights.assumed)}: assumed the released models\' values. If it was trained '
+                           f'otherwise, set {" / ".join("network_g." + k for k in weights.assumed)}.')
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

@@ -1,75 +1,116 @@
-"""HR -> LR degradations by name: MATLAB bicubic, optionally followed by JPEG compression of the LR.
+"""HR -> LR degradations by name: ``bicubic``, ``ntire23``, ``jpeg:Q``; one place for evaluation, datasets and tools.
 
-Specs (``parse_degradation``):
+- ``bicubic``: MATLAB-exact bicubic (``ops.bicubic.imresize``), rounded to 8 bit -- the
+  ``LR_bicubic`` files of Set5/Set14/B100.
+- ``jpeg:Q``: ``bicubic``, then a JPEG round trip at quality Q (PIL, 4:2:0 chroma).
+- ``ntire23``: the NTIRE 2023 Real-Time Super-Resolution challenge's test LR, as its public
+  preparation script makes it (github.com/eduardzamfir/NTIRE23-RTSR, ``demo/prepare_data.py``):
+  the HR is centre-cropped (``torchvision`` ``center_crop``; default 1080x2040, "DIV2K
+  dimensions"), downscaled with PIL's ``Image.resize(..., BICUBIC)`` and saved as JPEG at
+  quality 90 with PIL. The challenge scored Y-PSNR (BT.601, no border crop) against that HR
+  (``calc_metrics.py``). Assumption: the hidden 4K test set went through the same script; we
+  crop only images larger than the crop (smaller ones are mod-cropped to the scale instead).
 
-- ``bicubic``: MATLAB ``imresize(hr, 1/scale, 'bicubic')`` on the 8-bit grid (``make_lq``), what
-  every SR benchmark's LR files are;
-- ``jpeg:Q``: the same LR, then JPEG-encoded at quality Q (1..100) and decoded, as a compressed
-  source (streams, web images) delivers it;
-- ``ntire23``: the NTIRE 2023 Real-Time 4K Super-Resolution challenge's degradation, bicubic
-  then JPEG quality 90 on the LR (Conde, Zamfir, Timofte et al., "Efficient Deep Models for
-  Real-Time 4K Image Super-Resolution. NTIRE 2023 Benchmark and Report", CVPRW 2023).
-
-JPEG is OpenCV's (libjpeg: 4:2:0 chroma subsampling, its standard quantisation tables).
+``parse_degradation('jpeg:75')`` gives a ``Degradation``; ``crop_hr`` and ``degrade`` apply it.
 """
+import io
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
-import cv2
 import numpy as np
 import torch
+from torch import Tensor
 
-from rt4ksr_arch.data.online_bicubic_dataset import make_lq
 from rt4ksr_arch.errors import OptionError
+from rt4ksr_arch.ops.bicubic import imresize
 
-NTIRE23_JPEG_QUALITY = 90
-SPECS = ('bicubic', 'ntire23', 'jpeg:Q')
+NTIRE23_CROP = (1080, 2040)  # HR height, width of the challenge's preparation script
+NTIRE23_QUALITY = 90
+KINDS = ('bicubic', 'ntire23', 'jpeg')
 
 
 @dataclass(frozen=True)
 class Degradation:
-    """A parsed spec: bicubic, then JPEG at ``jpeg_quality`` when it is not None."""
+    """A parsed degradation: ``kind`` (bicubic, ntire23, jpeg), JPEG quality, HR centre crop (H, W)."""
 
-    spec: str
+    kind: str
     jpeg_quality: Optional[int] = None
+    crop: Optional[Tuple[int, int]] = None
+
+    @property
+    def name(self) -> str:
+        return f'jpeg:{self.jpeg_quality}' if self.kind == 'jpeg' else self.kind
 
 
-def parse_degradation(spec: str, option: str = 'degradation') -> Degradation:
-    """The ``Degradation`` of ``bicubic``, ``ntire23`` or ``jpeg:Q``; ``OptionError`` naming ``option`` otherwise."""
-    text = spec.strip().lower()
-    if text == 'bicubic':
-        return Degradation('bicubic')
-    if text == 'ntire23':
-        return Degradation('ntire23', NTIRE23_JPEG_QUALITY)
-    if text.startswith('jpeg:'):
-        quality = text[len('jpeg:'):]
-        if quality.isdigit() and 1 <= int(quality) <= 100:
-            return Degradation(f'jpeg:{int(quality)}', int(quality))
-    raise OptionError(option, f'must be one of {", ".join(SPECS)} (Q = JPEG quality 1..100), got {spec!r}')
+def parse_degradation(spec: str) -> Degradation:
+    """``bicubic`` | ``ntire23`` | ``jpeg:Q`` (Q in 1..100) -> ``Degradation``.
 
-
-def jpeg_roundtrip(lr: torch.Tensor, quality: int) -> torch.Tensor:
-    """JPEG-encode and decode float RGB (or gray) images on the 8-bit grid, ``[..., C, h, w]`` in [0, 1]."""
-    flat = lr.detach().cpu().reshape(-1, *lr.shape[-3:])
-    out = []
-    for image in flat:
-        pixels = np.rint(image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        pixels = np.ascontiguousarray(pixels[..., ::-1]) if pixels.shape[2] == 3 else pixels  # OpenCV is BGR
-        ok, encoded = cv2.imencode('.jpg', pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise RuntimeError('OpenCV could not JPEG-encode the LR image')
-        decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
-        decoded = decoded[..., ::-1] if decoded.ndim == 3 else decoded[..., None]
-        out.append(torch.from_numpy(np.ascontiguousarray(decoded)).permute(2, 0, 1).float() / 255)
-    return torch.stack(out).reshape(lr.shape).to(lr.device)
-
-
-def degrade(hr: torch.Tensor, scale: int, degradation: Degradation) -> torch.Tensor:
-    """LR of float HR in [0, 1], ``[..., C, H, W]`` (C = 1 or 3, RGB): ``[..., C, ceil(H/s), ceil(W/s)]`` in [0, 1].
-
-    Bicubic on ``hr``'s device (``make_lq``, 8-bit grid); JPEG, when asked, on the CPU.
+    Raises ``OptionError('degradation', …)`` for anything else.
     """
-    lr = make_lq(hr, scale, round_lq=True)
-    if degradation.jpeg_quality is not None:
-        lr = jpeg_roundtrip(lr, degradation.jpeg_quality)
-    return lr
+    kind, _, arg = spec.strip().lower().partition(':')
+    if kind == 'bicubic' and not arg:
+        return Degradation('bicubic')
+    if kind == 'ntire23' and not arg:
+        return Degradation('ntire23', NTIRE23_QUALITY, NTIRE23_CROP)
+    if kind == 'jpeg' and arg.isdigit() and 1 <= int(arg) <= 100:
+        return Degradation('jpeg', int(arg))
+    raise OptionError('degradation', f'must be bicubic, ntire23 or jpeg:Q with Q in 1..100, got {spec!r}')
+
+
+def _to_uint8_rgb(img: Tensor) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> HWC uint8 RGB."""
+    return np.rint(img.clamp(0, 1).permute(1, 2, 0).cpu().double().numpy() * 255).astype(np.uint8)
+
+
+def _from_uint8_rgb(array: np.ndarray, like: Tensor) -> Tensor:
+    return torch.from_numpy(np.array(array)).permute(2, 0, 1).to(like.device, torch.float32) / 255
+
+
+def jpeg(img: Tensor, quality: int) -> Tensor:
+    """JPEG round trip (PIL, default 4:2:0 chroma) of [3, H, W] float RGB in [0, 1]; float32 in [0, 1]."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(_to_uint8_rgb(img)).save(buffer, 'JPEG', quality=quality)
+    return _from_uint8_rgb(np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert('RGB')), img)
+
+
+def crop_hr(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
+    """The HR the LR is made from and scored against: [..., H, W] centre-cropped (ntire23), mod-cropped to ``scale``."""
+    height, width = hr.shape[-2:]
+    if degradation.crop:
+        crop_h, crop_w = min(height, degradation.crop[0]), min(width, degradation.crop[1])
+        # torchvision's centre crop rounds the offset: int(round((size - crop) / 2))
+        top, left = int(round((height - crop_h) / 2)), int(round((width - crop_w) / 2))
+        hr = hr[..., top:top + crop_h, left:left + crop_w]
+        height, width = crop_h, crop_w
+    return hr[..., :height - height % scale, :width - width % scale]
+
+
+def degrade(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
+    """LR of an HR image: float RGB [3, H, W] or [N, 3, H, W] in [0, 1] (H, W multiples of ``scale``,
+    see ``crop_hr``) -> float32 [..., 3, H/scale, W/scale] in [0, 1], on the 8-bit grid.
+
+    MATLAB bicubic runs on ``hr``'s device, a batch at once (a training batch of ``rt4ksr adapt``);
+    PIL's bicubic (``ntire23``) and JPEG run per image on the CPU. Raises ``ValueError`` for sizes
+    that are not multiples of ``scale``.
+    """
+    if hr.shape[-2] % scale or hr.shape[-1] % scale:
+        raise ValueError(f'HR {hr.shape[-1]}x{hr.shape[-2]} is not a multiple of scale {scale}; crop_hr first')
+    if degradation.kind == 'ntire23':
+        lr = _per_image(hr, lambda img: _pil_bicubic(img, scale))
+    else:
+        lr = imresize(hr.float() * 255, 1 / scale, round_uint8=True) / 255
+    return _per_image(lr, lambda img: jpeg(img, degradation.jpeg_quality)) if degradation.jpeg_quality else lr
+
+
+def _pil_bicubic(img: Tensor, scale: int) -> Tensor:
+    """PIL's ``Image.resize(..., BICUBIC)`` by 1/``scale`` of [3, H, W] float RGB, through 8 bit (ntire23)."""
+    from PIL import Image
+    small = Image.fromarray(_to_uint8_rgb(img)).resize((img.shape[-1] // scale, img.shape[-2] // scale),
+                                                       resample=Image.BICUBIC)
+    return _from_uint8_rgb(np.asarray(small), img)
+
+
+def _per_image(images: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+    """``function`` of a [3, H, W] image applied to [3, H, W] or to each image of [N, 3, H, W]."""
+    return torch.stack([function(img) for img in images]) if images.dim() == 4 else function(images)

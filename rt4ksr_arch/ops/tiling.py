@@ -24,34 +24,47 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def tile_spans(length: int, tile: int, pad: int, align: int = 1) -> List[Span]:
+def tile_spans(length: int, tile: int, pad: int, align: int = 1, window: Optional[int] = None) -> List[Span]:
     """Cut ``[0, length)`` into cores of ``tile`` (last one shorter), each with ``pad`` context.
 
     ``tile`` is rounded down and ``pad`` up to multiples of ``align``, so every core and input
     start is aligned; ``length`` must be a multiple of ``align``.
+
+    ``window`` (static shapes, e.g. one TensorRT engine): every input span is exactly ``window``
+    long, slid inside ``[0, length)``. It stays exact when ``window >= tile + 2 * pad``: a span
+    then either holds ``pad`` pixels beyond its core or ends on the image border, where the
+    whole-image computation has the same border. Raises ``ValueError`` when ``length < window``.
     """
     if length % align:
         raise ValueError(f'length {length} is not a multiple of align {align}')
     tile = max(align, tile // align * align)
     pad = round_up(max(pad, 0), align)
-    return [(start, min(start + tile, length), max(0, start - pad), min(length, start + tile + pad))
-            for start in range(0, length, tile)]
+    spans = [(start, min(start + tile, length), max(0, start - pad), min(length, start + tile + pad))
+             for start in range(0, length, tile)]
+    if window is None:
+        return spans
+    if length < window or window % align or window < tile + 2 * pad:
+        raise ValueError(f'a static window of {window} needs length >= {window} (got {length}), a multiple of '
+                         f'{align} and >= tile + 2 * pad = {tile + 2 * pad}')
+    return [(c0, c1, min(max(c0 - pad, 0), length - window), min(max(c0 - pad, 0), length - window) + window)
+            for c0, c1, _, _ in spans]
 
 
 def tiled_forward(fn: Callable[[Tensor], Tensor], lq: Tensor, scale: int, tile_size: int, tile_pad: int,
                   tile_batch: int = 1, align: int = 2, device: Optional[torch.device] = None,
-                  progress: Optional[Callable[[int], None]] = None) -> Tensor:
+                  progress: Optional[Callable[[int], None]] = None, window: Optional[int] = None) -> Tensor:
     """``fn(lq)`` computed tile by tile; the [N,C,H*s,W*s] result is on the CPU.
 
     Odd sizes are replicate-padded to ``align`` first (as RT4KSR does itself) and cropped after.
     Equal-sized tiles are batched ``tile_batch`` at a time; ``progress(n)`` is called per batch
-    with the number of tiles done in it.
+    with the number of tiles done in it. ``window``: every tile input is ``window`` x ``window``
+    (``tile_spans``), for networks compiled for one static shape.
     """
     height, width = lq.shape[-2:]
     padded = F.pad(lq, (0, round_up(width, align) - width, 0, round_up(height, align) - height), mode='replicate') \
         if height % align or width % align else lq
-    rows = tile_spans(padded.shape[-2], tile_size, tile_pad, align)
-    cols = tile_spans(padded.shape[-1], tile_size, tile_pad, align)
+    rows = tile_spans(padded.shape[-2], tile_size, tile_pad, align, window)
+    cols = tile_spans(padded.shape[-1], tile_size, tile_pad, align, window)
     groups: Dict[Tuple[int, int], List[Tuple[Span, Span]]] = defaultdict(list)
     for row in rows:
         for col in cols:
