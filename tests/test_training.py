@@ -58,6 +58,18 @@ def write_options(tmp_path: Path, hr_dir: Path, data: Dict = None, **train) -> P
     return path
 
 
+def with_validation(options: Path, hr_dir: Path, val: Dict, **logger) -> None:
+    """Add a validation set (``hr_dir`` itself) every 2 iterations with PSNR and the bicubic line to
+    ``options``, with ``val`` added to its ``val`` options and ``logger`` to its ``logger`` options."""
+    raw = yaml.safe_load(options.read_text())
+    raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
+                              'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
+    raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
+                  'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}, **val}
+    raw['logger'].update(logger)
+    options.write_text(yaml.safe_dump(raw))
+
+
 def train(options: Path, *extra: str) -> str:
     proc = run_module(TRAIN, '-opt', str(options), *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -198,14 +210,8 @@ def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
         folder = tmp_path / str(tiled)
         folder.mkdir()
         options = write_options(folder, hr_dir, total_iter=2)
-        raw = yaml.safe_load(options.read_text())
-        raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
-                                  'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
-        raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
-                      'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
-        if tiled:
-            raw['val']['tile'] = {'tile_size': 8, 'tile_batch': 2}  # 20x18 LR images: 9 tiles each
-        options.write_text(yaml.safe_dump(raw))
+        # 20x18 LR images: 9 tiles each
+        with_validation(options, hr_dir, {'tile': {'tile_size': 8, 'tile_batch': 2}} if tiled else {})
         log = train(options)
         psnr[tiled] = re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)
     assert psnr[False] and len(psnr[True]) == len(psnr[False])
@@ -215,16 +221,11 @@ def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
 
 def test_learning_curves_follow_the_log_and_survive_a_resume(tmp_path, hr_dir):
     options = write_options(tmp_path, hr_dir, total_iter=2)
-    raw = yaml.safe_load(options.read_text())
-    raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
-                              'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
-    raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
-                  'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
-    raw['logger']['save_checkpoint_freq'] = 2
-    options.write_text(yaml.safe_dump(raw))
+    with_validation(options, hr_dir, {}, save_checkpoint_freq=2)
     logs = [train(options)]
     figure = cv2.imread(str(tmp_path / 'experiments' / 'curves.png'))  # after the first validation
     assert figure is not None and figure.shape[0] > 200 and figure.shape[1] > 400
+    raw = yaml.safe_load(options.read_text())
     raw['train']['total_iter'] = 4  # resumed from the state of iteration 2, saved before its validation
     options.write_text(yaml.safe_dump(raw))
     logs.append(train(options, '--auto_resume'))
