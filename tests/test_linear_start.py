@@ -134,17 +134,20 @@ def test_fit_summed_over_batches_equals_the_fit_on_all_of_them():
 
 @pytest.mark.slow
 def test_training_from_the_linear_start_rises_above_it(tmp_path):
-    """The README's linear-start table setup (benchmarks/cpu_training.py: x2, batch 16, 64x64 crops, AdamW 5e-4,
-    EMA 0.99), on T91 alone: Set5 Y-PSNR when the least-squares fit ends, and 400 iterations later (a few CPU
-    minutes). Training from the start must improve on it, not fall below it or stay there."""
-    from benchmarks.cpu_training import curves, issue_setup, recipe_options, train
+    """The README's linear-start table (benchmarks/cpu_training.py: T91 + BSDS200, x2, batch 16, 64x64 crops,
+    AdamW 5e-4, EMA 0.99): Set5 Y-PSNR when the least-squares fit ends, and 1,000 iterations later (about 5
+    minutes on 2 quiet CPU cores). Training from the start must improve on it, not stay at it."""
+    from benchmarks.cpu_training import copy_training_data, curves, issue_setup, recipe_options, train
     from rt4ksr_arch.models.rt4ksr_model import LINEAR_START_BATCHES
     from tests.helpers import SHARED, shared
-    base = recipe_options(SHARED, shared('data', 'T91', 'HR'), tmp_path, 'unused')
+    for needed in (('T91', 'HR'), ('BSDS200', 'HR'), ('Set5', 'LR_bicubic', 'X2')):
+        shared('data', *needed)  # skips with the reason when absent
+    copy_training_data(SHARED, tmp_path / 'data')
+    base = recipe_options(SHARED, tmp_path / 'data', tmp_path, 'unused')
     psnr = {}
-    for name, iters in (('start', LINEAR_START_BATCHES), ('trained', 400)):
+    for name, iters in (('start', LINEAR_START_BATCHES), ('trained', 1000)):
         opt = issue_setup(base, iters, iters, linear_start=True)
         opt['name'], opt['path']['experiments_root'] = name, str(tmp_path / name)
         experiment, _ = train(opt, tmp_path)
         psnr[name] = curves(experiment)[0]['Set5'][iters]
-    assert psnr['trained'] > psnr['start'] + 0.1, psnr
+    assert psnr['trained'] > psnr['start'] + 0.2, psnr
