@@ -1,15 +1,15 @@
 """Adapt RT4KSR weights to a user's own content: a short, measured fine-tune on their HR frames.
 
-The frames (any iterable of HWC RGB arrays: a folder of images today; video frames plug in the
-same way) are the HR. Each frame is split into disjoint regions: its left ``1 - holdout`` part
-trains, its right ``holdout`` part is held out; every region's LR is made from that region alone
-(``ops.degradations``), so nothing of the held-out pixels reaches training. Training starts from
-the given weights and runs ``RT4KSRModel``'s own step (loss, AdamW, warmup, cosine decay, EMA:
-the same semantics as ``train.py``; BasicSR's pipeline itself wants datasets and experiment
-folders from YAML, which a tool on a user's frames does not have). Every ``eval_every``
-iterations the EMA network is measured on the held-out regions (Y-PSNR in dB, crop border =
-scale, 8-bit, as BasicSR); the best EMA weights are kept, and training stops early after
-``patience`` measurements without a new best. The output holds the adapted weights only when
+The frames (any iterable of HWC RGB arrays: a folder's images, or a video's frames from
+``video_frames``, decoded by ``rt4ksr_arch.media``) are the HR. Each frame is split into disjoint
+regions: its left ``1 - holdout`` part trains, its right ``holdout`` part is held out; every
+region's LR is made from that region alone (``ops.degradations``), so nothing of the held-out pixels
+reaches training. Training starts from the given weights and runs ``RT4KSRModel``'s own step (loss,
+AdamW, warmup, cosine decay, EMA: the same semantics as ``train.py``; BasicSR's pipeline itself
+wants datasets and experiment folders from YAML, which a tool on a user's frames does not have).
+Every ``eval_every`` iterations the EMA network is measured on the held-out regions (Y-PSNR in dB,
+crop border = scale, 8-bit, as BasicSR); the best EMA weights are kept, and training stops early
+after ``patience`` measurements without a new best. The output holds the adapted weights only when
 they beat the given weights on the held-out part by more than ``min_gain`` dB, else the given
 weights (``AdaptResult.adapted`` says which). A work folder holds the state (an interrupted run
 continues from its last measurement), ``curves.csv`` and ``curves.png``.
