@@ -135,7 +135,7 @@ def test_fit_summed_over_batches_equals_the_fit_on_all_of_them():
 @pytest.mark.slow
 def test_training_from_the_linear_start_rises_above_it(tmp_path):
     """The README's linear-start table (benchmarks/cpu_training.py: T91 + BSDS200, x2, batch 16, 64x64 crops,
-    AdamW 5e-4, EMA 0.99): Set5 Y-PSNR when the least-squares fit ends, and 1,000 iterations later (about 5
+    AdamW 5e-4, EMA 0.99): Set5 Y-PSNR when the least-squares fit ends, and 1,000 iterations later (about 2
     minutes on 2 quiet CPU cores). Training from the start must improve on it, not stay at it."""
     from benchmarks.cpu_training import copy_training_data, curves, issue_setup, recipe_options, train
     from rt4ksr_arch.models.rt4ksr_model import LINEAR_START_BATCHES
