@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure the issues ask for, in one run (about 6 minutes on an H100), printed to stdout:
+# Every GPU figure the issues ask for, in one run (about 8 minutes on an H100), printed to stdout:
 #   SHARED=../shared OUT=/tmp/gpu_checks bash benchmarks/gpu_checks.sh
 # Needs the project installed (README, Install), a CUDA GPU, and the reference data in $SHARED.
 set -u
@@ -62,4 +62,11 @@ for amp in '~' bf16; do
     2>&1 | grep -E 'iter:|# psnr|bicubic baseline|Time consumed'
   kill $sampler
   echo "amp=$amp: peak GPU memory used $(sort -n "$OUT/mem_$amp.txt" | tail -n 1) MiB (nvidia-smi, whole GPU)"
+done
+
+echo "== training throughput, LR made by the loader's workers vs on the GPU (issue 14: loader wait <= 10%)"
+python -m pytest -q tests/test_online_bicubic_dataset.py -k workers_lr -rs 2>&1 | tail -n 2
+for amp in fp32 bf16; do
+  python benchmarks/train_throughput.py --device cuda --amp $amp --batch 64 --gt-size 256 --workers 8 \
+    --hr "$SHARED/data/BSDS200/HR" --warmup 10 --iters 100 2>&1 | grep -v -i warn
 done

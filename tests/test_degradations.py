@@ -51,6 +51,17 @@ def test_bicubic_is_matlab_and_jpeg_q_adds_a_lossy_round_trip():
     assert torch.equal(low * 255, (low * 255).round())  # 8-bit grid
 
 
+@pytest.mark.parametrize('spec', ['bicubic', 'jpeg:50', 'ntire23'])
+def test_a_batch_degrades_like_its_images_one_by_one(spec):
+    hr = torch.stack([photo(24, 30, seed) for seed in (1, 2)])
+    lr = degrade(hr, 2, parse_degradation(spec))
+    assert lr.shape == (2, 3, 12, 15)
+    for image, one in zip(hr, lr):
+        assert torch.allclose(degrade(image, 2, parse_degradation(spec)), one, atol=1e-6)
+    with pytest.raises(ValueError, match='not a multiple of scale 2'):
+        degrade(hr[..., :29], 2, parse_degradation(spec))
+
+
 def test_challenge_score_formula_and_per_run_timing():
     assert ntire_score(1.0, 4.0) == pytest.approx(2 * 2 / (0.1 * 2))
     assert ntire_score(0.0, 1.0) == 0 and ntire_score(-0.5, 1.0) == 0  # not better than bicubic: nullified

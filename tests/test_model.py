@@ -11,14 +11,16 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from basicsr.models import build_model
+from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 from rt4ksr_arch import RT4KSR, RT4KSRConfig, RT4KSRDeploy, load_model, save_checkpoint
 from rt4ksr_arch.archs.rt4ksr_arch import LayerNorm2d
-from rt4ksr_arch.errors import CheckpointError, OptionError
+from rt4ksr_arch.errors import CheckpointError, DatasetError, OptionError
 from rt4ksr_arch.models.rt4ksr_model import RT4KSRModel, split_decay_groups
 from tests.helpers import randomize_
 
@@ -325,6 +327,40 @@ def test_train_channels_last_decides_the_training_layout(tmp_path, train_channel
     assert model.lq.is_contiguous(memory_format=layout)
     assert model.net_g.head[0].weight.is_contiguous(memory_format=layout)
     assert model.channels_last is bool(train_channels_last)
+
+
+@pytest.mark.parametrize('round_lq', [True, False])
+def test_lq_on_device_makes_the_lr_batch_from_the_hr_crops(tmp_path, round_lq):
+    opt = make_opt(tmp_path, channels_last=True)
+    opt['datasets'] = {'train': {'type': 'OnlineBicubicPairedDataset', 'scale': 2, 'lq_on_device': True,
+                                 'round_lq': round_lq}}
+    model = build(opt)
+    gt = torch.rand(3, 3, 18, 14, generator=torch.Generator().manual_seed(1))
+    model.feed_data({'gt': gt})
+    # the reference: BasicSR's own MATLAB port, crop by crop, on the 8-bit grid when asked
+    expected = []
+    for crop in gt.permute(0, 2, 3, 1).double().numpy():
+        image = np.round(crop * 255) if round_lq else crop * 255
+        expected.append(torch.from_numpy(basicsr_imresize(image, 0.5)).permute(2, 0, 1))
+    expected = torch.stack(expected)
+    if round_lq:  # MATLAB rounds after each pass, the port (float) never: 0.5 x sum|taps| + 0.5 < 1.1 levels apart
+        assert torch.equal(model.lq * 255, (model.lq * 255).round())
+        assert (model.lq.double() * 255 - expected).abs().max() <= 1.1
+    else:
+        assert (model.lq.double() * 255 - expected).abs().max() <= 1e-4
+    assert model.lq.is_contiguous(memory_format=torch.channels_last) and torch.equal(model.gt, gt)
+    train_step(model, 1, {'gt': gt})  # the step runs on the LR made here
+    assert model.output.shape == gt.shape
+
+
+def test_lq_on_device_needs_the_online_dataset_and_a_batch_without_lq_needs_it(tmp_path):
+    opt = make_opt(tmp_path)
+    opt['datasets'] = {'train': {'type': 'PairedImageDataset', 'lq_on_device': True}}
+    with pytest.raises(OptionError, match='datasets.train.lq_on_device needs type OnlineBicubicPairedDataset'):
+        build(opt)
+    model = build(make_opt(tmp_path))
+    with pytest.raises(DatasetError, match='set lq_on_device: true in the train dataset'):
+        model.feed_data({'gt': torch.rand(1, 3, 8, 8)})
 
 
 # ---------------------------------------------------------------------------------------- gradient clipping

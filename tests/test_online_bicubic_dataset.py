@@ -8,8 +8,9 @@ from torch.utils.data import DataLoader
 from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
+from rt4ksr_arch.data.online_bicubic_dataset import make_lq
 from rt4ksr_arch.data.sampler import ResumableEnlargedSampler
-from rt4ksr_arch.errors import DatasetError, RT4KSRError
+from rt4ksr_arch.errors import DatasetError, OptionError, RT4KSRError
 from tests.helpers import shared
 
 
@@ -107,6 +108,41 @@ def test_cached_images_give_the_same_samples_and_are_decoded_once(image_dir, mon
         a, b = plain[index], cached[index]
         assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])  # the same computation path
     assert len(decoded) == 12 + 3  # plain decodes for every sample, the cache once per image
+
+
+def loader_batches(image_dir, device_lq: bool, round_lq: bool, seed: int = 4):
+    """Every batch of one epoch (batch 3, two workers) of the train set with or without ``lq_on_device``."""
+    torch.manual_seed(seed)
+    ds = build_dataset(make_opt(image_dir, round_lq=round_lq, lq_on_device=device_lq))
+    sampler = ResumableEnlargedSampler(ds, 1, 0, ratio=4)
+    return list(DataLoader(ds, batch_size=3, sampler=sampler, num_workers=2))
+
+
+def batched_lq_error(image_dir, round_lq: bool, device: str) -> float:
+    """Max |LR made from each HR batch on ``device`` - LR the workers made, crop by crop| (same crops)."""
+    cpu, hr_only = loader_batches(image_dir, False, round_lq), loader_batches(image_dir, True, round_lq)
+    assert len(cpu) == len(hr_only) == 4
+    worst = 0.0
+    for with_lq, without in zip(cpu, hr_only):
+        assert 'lq' not in without and torch.equal(with_lq['gt'], without['gt'])  # the same crops
+        made = make_lq(without['gt'].to(device), 2, round_lq).cpu()
+        assert made.shape == with_lq['lq'].shape and made.dtype == torch.float32
+        worst = max(worst, float((made - with_lq['lq']).abs().max()))
+    return worst
+
+
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device (benchmarks/gpu_checks.sh runs it)'))])
+def test_lr_made_from_the_hr_batch_equals_the_workers_lr(image_dir, device):
+    assert batched_lq_error(image_dir, True, device) == 0  # 8-bit: the same bits
+    assert batched_lq_error(image_dir, False, device) <= 1e-6  # float
+
+
+def test_lq_on_device_is_a_training_option(image_dir):
+    with pytest.raises(OptionError, match='lq_on_device is a training option; the val dataset'):
+        build_dataset(make_opt(image_dir, phase='val', lq_on_device=True))
+    with pytest.raises(OptionError, match='lq_on_device cannot be combined with jpeg_quality'):
+        build_dataset(make_opt(image_dir, lq_on_device=True, jpeg_quality=90))
 
 
 def test_enlarged_repeats_get_their_own_crops(image_dir):

@@ -1,4 +1,5 @@
 """train.py end to end on the CPU: LR schedule, exact resume, SIGKILL + --auto_resume, 2-process DDP."""
+import csv
 import os
 import re
 import signal
@@ -33,14 +34,16 @@ def hr_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def write_options(tmp_path: Path, hr_dir: Path, **train) -> Path:
-    """A tiny RT4KSR run (C=16, one block, 16x16 HR crops) writing under ``tmp_path/experiments``."""
+def write_options(tmp_path: Path, hr_dir: Path, data: Dict = None, **train) -> Path:
+    """A tiny RT4KSR run (C=16, one block, 16x16 HR crops) writing under ``tmp_path/experiments``;
+    ``data`` adds train dataset options."""
     opt = {
         'name': 'tiny', 'model_type': 'RT4KSRModel', 'scale': 2, 'num_gpu': 0, 'manual_seed': 5,
         'datasets': {'train': {
             'name': 'tiny', 'type': 'OnlineBicubicPairedDataset', 'dataroot_gt': str(hr_dir),
             'io_backend': {'type': 'disk'}, 'gt_size': 16, 'use_hflip': True, 'use_rot': True,
-            'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None}},
+            'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None,
+            **(data or {})}},
         'network_g': {'type': 'RT4KSR', 'num_feat': 16, 'num_block': 1, 'upscale': 2},
         'path': {'experiments_root': str(tmp_path / 'experiments'), 'strict_load_g': True, 'resume_state': None},
         'train': {'ema_decay': 0.9,
@@ -53,6 +56,18 @@ def write_options(tmp_path: Path, hr_dir: Path, **train) -> Path:
     path = tmp_path / 'tiny.yml'
     path.write_text(yaml.safe_dump(opt))
     return path
+
+
+def with_validation(options: Path, hr_dir: Path, val: Dict, **logger) -> None:
+    """Add a validation set (``hr_dir`` itself) every 2 iterations with PSNR and the bicubic line to
+    ``options``, with ``val`` added to its ``val`` options and ``logger`` to its ``logger`` options."""
+    raw = yaml.safe_load(options.read_text())
+    raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
+                              'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
+    raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
+                  'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}, **val}
+    raw['logger'].update(logger)
+    options.write_text(yaml.safe_dump(raw))
 
 
 def train(options: Path, *extra: str) -> str:
@@ -92,18 +107,21 @@ def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_pa
     assert [g['weight_decay'] for g in groups] == [1e-4, 0.0]  # no decay on norms and biases
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir):
+@pytest.mark.parametrize('lq_on_device', [False, True])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq_on_device):
     full_dir, part_dir = tmp_path / 'full', tmp_path / 'part'
     full_dir.mkdir()
     part_dir.mkdir()
-    full_log = train(write_options(full_dir, hr_dir, total_iter=7, linear_start=True))
+    data = {'lq_on_device': lq_on_device}
+    full_log = train(write_options(full_dir, hr_dir, data, total_iter=7, linear_start=4))
     full = logged_steps(full_log)
-    # the same run stopped after 4 iterations (last state: 3), then resumed to 7
-    train(write_options(part_dir, hr_dir, total_iter=4, linear_start=True))
-    resumed_log = train(write_options(part_dir, hr_dir, total_iter=7, linear_start=True), '--auto_resume')
+    assert ('LR made on cpu (lq_on_device)' in full_log) is lq_on_device
+    # the same run stopped after 4 iterations (last state: 3, in the middle of the linear start's fit on
+    # iterations 1-4), then resumed to 7: it finishes the fit with the sums it saved, then steps
+    train(write_options(part_dir, hr_dir, data, total_iter=4, linear_start=4))
+    resumed_log = train(write_options(part_dir, hr_dir, data, total_iter=7, linear_start=4), '--auto_resume')
     assert 'Resuming training from epoch' in resumed_log and 'iter: 3' in resumed_log
-    # the initialisation runs once, before the first step; a resumed run keeps its weights
-    assert 'Linear start' in full_log and 'Linear start' not in resumed_log
+    assert 'first 4 batches' in full_log and 'first 4 batches' in resumed_log
     resumed = logged_steps(resumed_log)
     assert sorted(resumed) == [4, 5, 6, 7]
     for it in resumed:
@@ -162,7 +180,7 @@ def free_port() -> str:
 
 @pytest.mark.parametrize('launcher', ['torchrun', 'torch.distributed.launch'])
 def test_two_process_cpu_ddp(tmp_path, hr_dir, launcher):
-    options = write_options(tmp_path, hr_dir, total_iter=4, linear_start=True)  # all-reduced fit
+    options = write_options(tmp_path, hr_dir, total_iter=4, linear_start=2)  # all-reduced fit
     module = 'torch.distributed.run' if launcher == 'torchrun' else 'torch.distributed.launch'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, '-m', module, '--nproc_per_node=2', f'--master_port={free_port()}', TRAIN,
@@ -192,16 +210,35 @@ def test_training_validation_with_tiles_equals_untiled(tmp_path, hr_dir):
         folder = tmp_path / str(tiled)
         folder.mkdir()
         options = write_options(folder, hr_dir, total_iter=2)
-        raw = yaml.safe_load(options.read_text())
-        raw['datasets']['val'] = {'name': 'tiny_val', 'type': 'OnlineBicubicPairedDataset', 'phase': 'val',
-                                  'dataroot_gt': str(hr_dir), 'io_backend': {'type': 'disk'}}
-        raw['val'] = {'val_freq': 2, 'save_img': False, 'bicubic_baseline': True,
-                      'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
-        if tiled:
-            raw['val']['tile'] = {'tile_size': 8, 'tile_batch': 2}  # 20x18 LR images: 9 tiles each
-        options.write_text(yaml.safe_dump(raw))
+        # 20x18 LR images: 9 tiles each
+        with_validation(options, hr_dir, {'tile': {'tile_size': 8, 'tile_batch': 2}} if tiled else {})
         log = train(options)
         psnr[tiled] = re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)
     assert psnr[False] and len(psnr[True]) == len(psnr[False])
     for tiled, whole in zip(psnr[True], psnr[False]):  # the same computation cut in tiles: float noise only
         assert float(tiled) == pytest.approx(float(whole), abs=2e-4)
+
+
+def test_learning_curves_follow_the_log_and_survive_a_resume(tmp_path, hr_dir):
+    options = write_options(tmp_path, hr_dir, total_iter=2)
+    with_validation(options, hr_dir, {}, save_checkpoint_freq=2)
+    logs = [train(options)]
+    figure = cv2.imread(str(tmp_path / 'experiments' / 'curves.png'))  # after the first validation
+    assert figure is not None and figure.shape[0] > 200 and figure.shape[1] > 400
+    raw = yaml.safe_load(options.read_text())
+    raw['train']['total_iter'] = 4  # resumed from the state of iteration 2, saved before its validation
+    options.write_text(yaml.safe_dump(raw))
+    logs.append(train(options, '--auto_resume'))
+    log = '\n'.join(logs)
+    rows = list(csv.DictReader((tmp_path / 'experiments' / 'curves.csv').read_text().splitlines()))
+    val = {int(r['iteration']): float(r['value']) for r in rows if r['series'] == 'val'}
+    logged = [float(v) for v in re.findall(r'Validation tiny_val\s+# psnr: ([\d.]+)', log)]
+    assert sorted(val) == [2, 4] and len(logged) == 2
+    assert [val[2], val[4]] == pytest.approx(logged, abs=5e-5)  # the log prints 4 decimals
+    (bicubic, ) = [float(r['value']) for r in rows if r['series'] == 'bicubic']
+    assert bicubic == pytest.approx(float(re.search(r'bicubic baseline[^\n]*\n\s+# psnr: ([\d.]+)', log).group(1)),
+                                    abs=5e-5)
+    losses = {int(r['iteration']): float(r['value']) for r in rows if r['series'] == 'train'}
+    steps = {**logged_steps(logs[0]), **logged_steps(logs[1])}
+    assert sorted(losses) == [1, 2, 3, 4]  # print_freq 1: each point is one iteration's logged l_pix
+    assert all(losses[it] == pytest.approx(float(steps[it][1]), rel=1e-3) for it in losses)

@@ -9,7 +9,7 @@ import cv2
 
 from rt4ksr_arch.cli.common import ArgumentParser, run_tool
 
-TOOLS = ('upscale', 'evaluate', 'benchmark', 'export', 'convert', 'prepare', 'demo')
+TOOLS = ('upscale', 'evaluate', 'benchmark', 'export', 'convert', 'prepare', 'demo', 'adapt')
 
 
 def build_parser(prog: str = 'rt4ksr') -> ArgumentParser:

@@ -3,6 +3,10 @@
 RT4KSR trains on HR images only: each sample crops a random HR patch, augments it and
 downscales the *patch* with MATLAB-exact bicubic (``rt4ksr_arch.ops.bicubic``), so the LR is
 exactly what ``imresize(gt, 1/scale)`` in MATLAB gives for that patch.
+
+With ``lq_on_device: true`` (train phase) the samples carry the HR crop only and the model makes
+the LR batch on its training device with the same ``make_lq`` (``RT4KSRModel.feed_data``): at GPU
+scale the CPU workers' resizes were the bottleneck.
 """
 from os import path as osp
 from typing import Any, Dict, List, Optional, Sequence
@@ -110,11 +114,12 @@ class OnlineBicubicPairedDataset(data.Dataset):
     trip of the LR, PIL, as in the NTIRE 2023 real-time SR test data at 90; needs ``round_lq``),
     ``color: y``, ``phase``, ``cache_images`` (keep every decoded image in memory, per worker: for
     small sets such as the bundled photos or T91 + BSDS200, where decoding a whole image for each
-    crop dominates).
-    Train: random crop of the mod-cropped HR, augmentation, LR from the crop. Val/test: the
-    whole mod-cropped HR and its LR. Randomness: see ``sample_generator``. Construction checks
-    that every image or LMDB key ``meta_info_file`` lists is there (``gt_paths``); errors in the
-    options raise ``OptionError``, in the data ``DatasetError``.
+    crop dominates), ``lq_on_device`` (train only, not with ``jpeg_quality``: samples hold ``gt``
+    and paths but no ``lq``; ``RT4KSRModel`` makes the LR batch on its device with ``make_lq``,
+    bit-identical in 8-bit mode). Train: random crop of the mod-cropped HR, augmentation, LR from
+    the crop. Val/test: the whole mod-cropped HR and its LR. Randomness: see ``sample_generator``.
+    Construction checks that every image or LMDB key ``meta_info_file`` lists is there
+    (``gt_paths``); errors in the options raise ``OptionError``, in the data ``DatasetError``.
     """
 
     accepts_enlarged_index = True  # ResumableEnlargedSampler hands over indices before the modulo
@@ -144,6 +149,13 @@ class OnlineBicubicPairedDataset(data.Dataset):
                 raise OptionError('gt_size', f'must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
             if opt.get('persistent_workers'):
                 raise OptionError('persistent_workers', 'must be off: workers would keep epoch 0 and repeat crops')
+        elif opt.get('lq_on_device'):
+            raise OptionError('lq_on_device', f'is a training option; the {self.phase} dataset makes its own LR '
+                              '(remove it there)')
+        self.lq_on_device = bool(opt.get('lq_on_device'))
+        if self.lq_on_device and self.jpeg_quality:
+            raise OptionError('lq_on_device', 'cannot be combined with jpeg_quality (the JPEG round trip runs in the '
+                              'CPU workers): remove one of them')
         self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
         self._cache: Optional[Dict[str, np.ndarray]] = {} if opt.get('cache_images') else None
@@ -192,13 +204,21 @@ class OnlineBicubicPairedDataset(data.Dataset):
         if self.color == 'y':
             img = bgr2ycbcr(img, y_only=True)[..., None]
         gt = torch.from_numpy(np.ascontiguousarray(img[..., ::-1] if img.shape[2] == 3 else img)).permute(2, 0, 1)
-        lq = make_lq(gt, self.scale, self.round_lq)
-        if self.jpeg_quality:  # a Y-only LR is compressed as the gray image it is
-            lq = jpeg(lq.expand(3, -1, -1), self.jpeg_quality)[:lq.shape[0]] if lq.shape[0] == 1 else \
-                jpeg(lq, self.jpeg_quality)
-        return {'lq': lq, 'gt': gt.contiguous(), 'lq_path': path, 'gt_path': path}
+        sample = {'gt': gt.contiguous(), 'lq_path': path, 'gt_path': path}
+        if not self.lq_on_device:
+            lq = make_lq(gt, self.scale, self.round_lq)
+            if self.jpeg_quality:  # a Y-only LR is compressed as the gray image it is
+                lq = jpeg(lq.expand(3, -1, -1), self.jpeg_quality)[:lq.shape[0]] if lq.shape[0] == 1 else \
+                    jpeg(lq, self.jpeg_quality)
+            sample['lq'] = lq
+        return sample
 
 
 def make_lq(gt: torch.Tensor, scale: int, round_lq: bool) -> torch.Tensor:
-    """LR of a [C,H,W] float [0,1] HR: MATLAB bicubic 1/scale, on the 8-bit grid if ``round_lq``."""
+    """LR of float HR in [0, 1], ``[..., C, H, W]`` (one crop or a batch, any device): MATLAB bicubic
+    1/scale (``ops.bicubic.imresize``), on the 8-bit grid (each pass rounded) if ``round_lq``.
+
+    Returns float ``[..., C, ceil(H/scale), ceil(W/scale)]`` in [0, 1] on ``gt``'s device. A batch
+    gives the same values as its crops one by one (the workers' path and ``RT4KSRModel.feed_data``'s).
+    """
     return imresize(gt * 255.0, 1.0 / scale, round_uint8=round_lq) / 255.0

@@ -9,7 +9,7 @@ baseline logged beside the validation metrics.
 from collections import OrderedDict
 from contextlib import nullcontext
 from os import path as osp
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -20,11 +20,13 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from rt4ksr_arch.archs.linear_start import linear_start_
+from rt4ksr_arch.archs.linear_start import linear_structure_, solve_upsampler_, upsampler_equations
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.checkpoint import UNDETECTABLE, load_rt4ksr_weights, read_weights, save_checkpoint
 from rt4ksr_arch.config import RT4KSRConfig
-from rt4ksr_arch.errors import OptionError
+from rt4ksr_arch.curves import CSV_NAME, LearningCurves
+from rt4ksr_arch.data.online_bicubic_dataset import make_lq
+from rt4ksr_arch.errors import DatasetError, OptionError
 from rt4ksr_arch.fileio import atomic_torch_save
 from rt4ksr_arch.inference import InferenceOptions, Upscaler
 from rt4ksr_arch.ops.bicubic import imresize
@@ -33,6 +35,9 @@ _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # a scheduler's state that is its position in training, not a setting of the options
 _SCHEDULER_POSITION = {'last_epoch', '_step_count', '_last_lr', 'base_lrs', '_get_lr_called_within_step', 'verbose',
                        '_is_initial'}
+LINEAR_START_BATCHES = 10  # batches the linear start fits on (train.linear_start: true)
+LINEAR_START_WARMUP = 500  # iterations of LR warmup after the fit, at least (Adam's first steps at the peak LR
+# knocked the started network far below its start)
 # basicsr's own schedulers; any other name is looked up in torch.optim.lr_scheduler
 _BASICSR_SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR',
                        'CosineAnnealingRestartLR': 'CosineAnnealingRestartLR'}
@@ -74,6 +79,10 @@ def validate_options(opt: Dict[str, Any]) -> None:
     amp = (opt.get('train') or {}).get('amp')
     if amp not in (None, False, *_AMP_DTYPES):
         raise OptionError('train.amp', f'must be bf16, fp16 or omitted, got {amp!r}')
+    start = (opt.get('train') or {}).get('linear_start')
+    if start not in (None, False, True) and not (type(start) is int and start >= 1):
+        raise OptionError('train.linear_start', f'must be true (fit on {LINEAR_START_BATCHES} batches), false, or the '
+                          f'number of batches to fit on, got {start!r}')
     network = opt.get('network_g') or {}
     if network.get('type') in ('RT4KSR', 'RT4KSRDeploy'):
         try:
@@ -111,6 +120,9 @@ def check_consistent(opt: Dict[str, Any], config: RT4KSRConfig) -> None:
                                   f'{opt.get("num_gpu")}): use prefetch_mode: cpu (or ~) on the CPU')
             if data.get('pin_memory') is not True:
                 raise OptionError(f'datasets.{name}.pin_memory', 'must be true with prefetch_mode: cuda')
+        if data.get('lq_on_device') and data.get('type') != 'OnlineBicubicPairedDataset':
+            raise OptionError(f'datasets.{name}.lq_on_device', f'needs type OnlineBicubicPairedDataset (HR crops in, '
+                              f'LR made on the device), got {data.get("type")!r}, which loads its own LR')
     train = opt.get('train') or {}
     scheduler = train.get('scheduler') or {}
     total = train.get('total_iter')
@@ -143,6 +155,14 @@ def split_decay_groups(named_params: Iterable, weight_decay: float) -> List[Dict
     return groups
 
 
+def device_lq_options(opt: Dict[str, Any]) -> Optional[Tuple[int, bool]]:
+    """``(scale, round_lq)`` of the train dataset when it asks for ``lq_on_device``, else None."""
+    for name, data in (opt.get('datasets') or {}).items():
+        if name.split('_')[0] == 'train' and (data or {}).get('lq_on_device'):
+            return int(data.get('scale', opt['scale'])), bool(data.get('round_lq', True))
+    return None
+
+
 def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     torch.distributed.all_reduce(tensor)
     return tensor
@@ -160,6 +180,7 @@ class RT4KSRModel(SRModel):
         # training layout only: test() runs an Upscaler that lays its own network out per val.channels_last
         # (default true), which must not switch training to NHWC against train.channels_last: false
         self.channels_last = bool(train_opt.get('channels_last', False)) and opt['is_train']
+        self.device_lq = device_lq_options(opt) if opt['is_train'] else None  # (scale, round_lq)
         self.scaler = None
         self._scheduled_lrs: Optional[List[List[float]]] = None
         self._bicubic_cache: Dict[str, Dict[str, float]] = {}
@@ -221,13 +242,18 @@ class RT4KSRModel(SRModel):
         if self.amp_dtype is torch.float16:
             self.scaler = torch.amp.GradScaler(self.device.type)
         self.grad_clip = train_opt.get('grad_clip')
+        self.curves = LearningCurves(loss_every=int((self.opt.get('logger') or {}).get('print_freq', 100)))
         self.net_g_forward = torch.compile(self.net_g) if train_opt.get('compile') else self.net_g
-        # a resumed or pretrained network keeps its weights
-        self._linear_start_pending = bool(train_opt.get('linear_start')) and not self.opt['path'].get(
-            'pretrain_network_g')
+        # a pretrained network keeps its weights; a resumed run continues its fit (resume_training) or its steps
+        option, resuming = train_opt.get('linear_start'), bool(self.opt['path'].get('resume_state'))
+        started = bool(option) and (resuming or not self.opt['path'].get('pretrain_network_g'))
+        self.linear_start_batches = (LINEAR_START_BATCHES if option is True else int(option or 0)) if started else 0
+        self._linear_fit: Optional[Dict[str, Any]] = {'batches': 0, 'gram': None, 'cross': None} \
+            if self.linear_start_batches and not resuming else None
         logger = get_root_logger()
         logger.info(f'Training with amp={train_opt.get("amp") or "off"}, channels_last={self.channels_last}, '
-                    f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}')
+                    f'compile={bool(train_opt.get("compile"))}, grad_clip={self.grad_clip}, LR made '
+                    f'{f"on {self.device} (lq_on_device)" if self.device_lq else "by the data loader"}')
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         optimizer_cls = getattr(torch.optim, optim_type, None)
@@ -268,6 +294,8 @@ class RT4KSRModel(SRModel):
         MultiStepRestartLR) reach the peak LR when warmup ends; BasicSR's warmup overwrote
         the LR the scheduler chains from, and stayed below the peak.
         """
+        if self.linear_start_batches:
+            warmup_iter = max(warmup_iter, self.linear_start_batches + LINEAR_START_WARMUP)
         if current_iter > 1:
             if self._scheduled_lrs is not None:
                 self._set_lr(self._scheduled_lrs)
@@ -279,10 +307,19 @@ class RT4KSRModel(SRModel):
 
     # ----------------------------------------------------------------- training step
     def feed_data(self, data):
+        """``lq`` (and ``gt``) of a batch on the device; a batch of HR crops only (``lq_on_device``) gets
+        its LR made here with the data set's ``make_lq``, the same values the loader's workers give."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device, non_blocking=True)
+        if 'lq' in data:
+            self.lq = data['lq'].to(self.device, memory_format=memory_format, non_blocking=True)
+        elif self.device_lq is not None and 'gt' in data:
+            scale, round_lq = self.device_lq
+            self.lq = make_lq(self.gt, scale, round_lq).contiguous(memory_format=memory_format)
+        else:
+            raise DatasetError('a batch without lq reached the model: set lq_on_device: true in the train dataset '
+                               '(the model then makes the LR), or use a dataset that returns lq')
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -301,21 +338,41 @@ class RT4KSRModel(SRModel):
                 losses['l_style'] = l_style
         return sum(losses.values()), losses
 
-    def _linear_start(self) -> None:
-        """Initialise net_g (and its EMA) from the first batch; see rt4ksr_arch/archs/linear_start.py."""
-        linear_start_(self.get_bare_model(self.net_g), self.lq.float(), self.gt.float(),
-                      reduce=_all_reduce_sum if self.opt['dist'] else None)
+    @torch.no_grad()
+    def _linear_fit_step(self, current_iter: int) -> None:
+        """One of the linear start's iterations (rt4ksr_arch/archs/linear_start.py): the first sets the
+        looks-linear structure, each adds its batch to the upsampler's normal equations (all-reduced under
+        DDP) and re-solves it; net_ema follows. No optimizer step."""
+        net, fit = self.get_bare_model(self.net_g), self._linear_fit
+        reduce = _all_reduce_sum if self.opt['dist'] else None
+        lq, gt = self.lq.float(), self.gt.float()
+        if fit['batches'] == 0:
+            linear_structure_(net, lq, reduce=reduce)
+        gram, cross = upsampler_equations(net, lq, gt)
+        if reduce is not None:
+            gram, cross = reduce(gram), reduce(cross)
+        fit['gram'] = gram if fit['gram'] is None else fit['gram'] + gram
+        fit['cross'] = cross if fit['cross'] is None else fit['cross'] + cross
+        fit['batches'] += 1
+        solve_upsampler_(net, fit['gram'], fit['cross'])
         if self.ema_decay > 0:
             self.model_ema(decay=0)
-        with torch.no_grad():
-            psnr = -10 * torch.log10(((self.net_g(self.lq) - self.gt)**2).mean()).item()
-        get_root_logger().info(f'Linear start: net_g set to the least-squares linear upscaler of the first '
-                               f'batch (batch PSNR {psnr:.2f} dB, RGB, no crop)')
-        self._linear_start_pending = False
+        self.output = self.net_g(self.lq)
+        _, loss_dict = self._losses(self.output.float(), self.gt)
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.curves.add_loss(current_iter, self.log_dict)
+        if fit['batches'] == self.linear_start_batches:
+            psnr = -10 * torch.log10(((self.output.float() - self.gt)**2).mean()).item()
+            get_root_logger().info(
+                f'Linear start: net_g is the least-squares linear upscaler of the first {fit["batches"]} batches '
+                f'(last batch PSNR {psnr:.2f} dB, RGB, no crop); optimizer steps from iteration {current_iter + 1}, '
+                f'the LR warmed up until iteration {self.linear_start_batches + LINEAR_START_WARMUP} at least')
+            self._linear_fit = None
 
     def optimize_parameters(self, current_iter):
-        if self._linear_start_pending:
-            self._linear_start()
+        if self._linear_fit is not None:
+            self._linear_fit_step(current_iter)
+            return
         self.optimizer_g.zero_grad(set_to_none=True)
         with self._autocast():
             self.output = self.net_g_forward(self.lq)
@@ -336,6 +393,7 @@ class RT4KSRModel(SRModel):
         else:
             self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.curves.add_loss(current_iter, self.log_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -363,6 +421,8 @@ class RT4KSRModel(SRModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'scaler': self.scaler.state_dict() if self.scaler is not None else None,
             'scheduled_lrs': self._scheduled_lrs,
+            'curves': self.curves.state_dict(),
+            'linear_fit': self._linear_fit,  # the linear start's sums while it is still fitting
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
@@ -372,6 +432,16 @@ class RT4KSRModel(SRModel):
         if self.scaler is not None and resume_state.get('scaler'):
             self.scaler.load_state_dict(resume_state['scaler'])
         self._scheduled_lrs = resume_state.get('scheduled_lrs')
+        if resume_state.get('curves'):
+            self.curves.load_state_dict(resume_state['curves'])
+        fit = resume_state.get('linear_fit')
+        if fit and self.linear_start_batches:
+            self._linear_fit = {'batches': int(fit['batches']), 'gram': fit['gram'].to(self.device),
+                                'cross': fit['cross'].to(self.device)}
+        written = osp.join(self.opt['path']['experiments_root'], CSV_NAME)
+        if osp.isfile(written):  # the validation of the state's own iteration ran after the state was saved
+            with open(written) as f:
+                self.curves.merge_validations(LearningCurves.from_csv(f.read()), up_to=int(resume_state['iter']))
 
     def _schedule_from_options(self) -> None:
         """Keep the resumed schedulers' position but take their settings (periods, milestones, ...)
@@ -414,9 +484,15 @@ class RT4KSRModel(SRModel):
         super().validation(dataloader, current_iter, tb_logger, save_img)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR's validation, the bicubic baseline (``val.bicubic_baseline``) and, in training, the
+        learning curves (``curves.csv``, ``curves.png`` in the experiment folder; rank 0 only runs this)."""
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        name = dataloader.dataset.opt['name']
         if self.opt['val'].get('bicubic_baseline') and self.opt['val'].get('metrics'):
             self._log_bicubic_baseline(dataloader)
+        if self.is_train and isinstance(current_iter, int) and self.opt['val'].get('metrics'):
+            self.curves.add_validation(name, current_iter, self.metric_results, self._bicubic_cache.get(name))
+            self.curves.write(self.opt['path']['experiments_root'], title=self.opt['name'])
 
     def _log_bicubic_baseline(self, dataloader) -> None:
         """Log the same metrics for MATLAB-bicubic upscaling of the same LR inputs (computed once)."""

@@ -15,7 +15,7 @@
 """
 import io
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -89,16 +89,28 @@ def crop_hr(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
 def degrade(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
     """LR of an HR image: float RGB [3, H, W] or [N, 3, H, W] in [0, 1] (H, W multiples of ``scale``,
     see ``crop_hr``) -> float32 [..., 3, H/scale, W/scale] in [0, 1], on the 8-bit grid.
+
+    MATLAB bicubic runs on ``hr``'s device, a batch at once (a training batch of ``rt4ksr adapt``);
+    PIL's bicubic (``ntire23``) and JPEG run per image on the CPU. Raises ``ValueError`` for sizes
+    that are not multiples of ``scale``.
     """
-    if hr.dim() == 4:
-        return torch.stack([degrade(img, scale, degradation) for img in hr])
     if hr.shape[-2] % scale or hr.shape[-1] % scale:
         raise ValueError(f'HR {hr.shape[-1]}x{hr.shape[-2]} is not a multiple of scale {scale}; crop_hr first')
     if degradation.kind == 'ntire23':
-        from PIL import Image
-        small = Image.fromarray(_to_uint8_rgb(hr)).resize((hr.shape[-1] // scale, hr.shape[-2] // scale),
-                                                          resample=Image.BICUBIC)
-        lr = _from_uint8_rgb(np.asarray(small), hr)
+        lr = _per_image(hr, lambda img: _pil_bicubic(img, scale))
     else:
         lr = imresize(hr.float() * 255, 1 / scale, round_uint8=True) / 255
-    return jpeg(lr, degradation.jpeg_quality) if degradation.jpeg_quality else lr
+    return _per_image(lr, lambda img: jpeg(img, degradation.jpeg_quality)) if degradation.jpeg_quality else lr
+
+
+def _pil_bicubic(img: Tensor, scale: int) -> Tensor:
+    """PIL's ``Image.resize(..., BICUBIC)`` by 1/``scale`` of [3, H, W] float RGB, through 8 bit (ntire23)."""
+    from PIL import Image
+    small = Image.fromarray(_to_uint8_rgb(img)).resize((img.shape[-1] // scale, img.shape[-2] // scale),
+                                                       resample=Image.BICUBIC)
+    return _from_uint8_rgb(np.asarray(small), img)
+
+
+def _per_image(images: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+    """``function`` of a [3, H, W] image applied to [3, H, W] or to each image of [N, 3, H, W]."""
+    return torch.stack([function(img) for img in images]) if images.dim() == 4 else function(images)
