@@ -135,8 +135,9 @@ def test_fit_summed_over_batches_equals_the_fit_on_all_of_them():
 @pytest.mark.slow
 def test_training_from_the_linear_start_rises_above_it(tmp_path):
     """The README's linear-start table (benchmarks/cpu_training.py: T91 + BSDS200, x2, batch 16, 64x64 crops,
-    AdamW 5e-4, EMA 0.99): Set5 Y-PSNR when the least-squares fit ends, and 1,000 iterations later (about 2
-    minutes on 2 quiet CPU cores). Training from the start must improve on it, not stay at it."""
+    AdamW 5e-4, EMA 0.99, MSELoss): Set5 Y-PSNR when the least-squares fit ends, then every 250 iterations
+    up to 1,000 (68 s on the shared 2 CPU cores). Training from the start must never fall below it
+    (not during the warmup either) and must improve on it, not stay at it."""
     from benchmarks.cpu_training import copy_training_data, curves, issue_setup, recipe_options, train
     from rt4ksr_arch.models.rt4ksr_model import LINEAR_START_BATCHES
     from tests.helpers import SHARED, shared
@@ -145,9 +146,12 @@ def test_training_from_the_linear_start_rises_above_it(tmp_path):
     copy_training_data(SHARED, tmp_path / 'data')
     base = recipe_options(SHARED, tmp_path / 'data', tmp_path, 'unused')
     psnr = {}
-    for name, iters in (('start', LINEAR_START_BATCHES), ('trained', 1000)):
-        opt = issue_setup(base, iters, iters, linear_start=True)
+    for name, iters, every in (('start', LINEAR_START_BATCHES, LINEAR_START_BATCHES), ('trained', 1000, 250)):
+        opt = issue_setup(base, iters, every, linear_start=True)
         opt['name'], opt['path']['experiments_root'] = name, str(tmp_path / name)
         experiment, _ = train(opt, tmp_path)
-        psnr[name] = curves(experiment)[0]['Set5'][iters]
-    assert psnr['trained'] > psnr['start'] + 0.2, psnr
+        psnr[name] = curves(experiment)[0]['Set5']
+    start, trained = psnr['start'][LINEAR_START_BATCHES], psnr['trained']
+    assert sorted(trained) == [250, 500, 750, 1000], trained
+    assert min(trained.values()) >= start, (start, trained)
+    assert trained[1000] > start + 0.2, (start, trained)

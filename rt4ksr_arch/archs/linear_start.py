@@ -30,7 +30,9 @@ reads, so the network is linear although no unit is. Concretely:
   ``solve_upsampler_``).
 
 ``RT4KSRModel`` fits the upsampler on the first ``train.linear_start`` batches (true: 10) before
-its optimizer steps, and warms the learning rate up (README, "Training").
+its optimizer steps, and warms the learning rate up (README, "Training"). The fit minimises squared
+error, so the start is a minimum of MSELoss in the upsampler: train it with MSELoss. L1Loss first
+pulls the upsampler to the L1 optimum, whose PSNR is lower than the start's (README's table).
 """
 from typing import Callable, Optional, Tuple
 
