@@ -1,7 +1,7 @@
 """What every ``prepare`` step shares: reading and encoding images, the worker pool and its outcome type."""
 import os
 from dataclasses import dataclass
-from multiprocessing import Pool
+from multiprocessing import get_context
 from os import path as osp
 from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar
 
@@ -134,7 +134,9 @@ def run_jobs(job: Callable[[Item], ImageOutcome], items: Sequence[Item], workers
         if workers == 1:
             yield from _advance(map(job, items), bar)
         else:
-            with Pool(workers) as pool:
+            # spawned, not forked: a fork of a process whose threads (torch, OpenCV, PyAV) hold locks can
+            # deadlock in the child (seen: a pool worker waiting forever on a futex in the test suite)
+            with get_context('spawn').Pool(workers) as pool:
                 yield from _advance((pool.imap if ordered else pool.imap_unordered)(job, items, chunksize=4), bar)
     finally:
         bar.close()
