@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument('--runs', nargs='+', choices=('random_init', 'linear_start'),
                         default=['random_init', 'linear_start'], help='linear-start: the runs to make')
     parser.add_argument('--loss', choices=('MSELoss', 'L1Loss'), default='MSELoss',
-                        help='linear-start: the pixel loss of both runs (the recipe has L1Loss)')
+                        help='linear-start: the pixel loss of both runs (the recipe has MSELoss)')
     parser.add_argument('--show', type=int, default=250, help='linear-start: table columns every N iterations')
     parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared', help='the reference data folder')
     parser.add_argument('--out', type=Path, default=Path('/tmp/rt4ksr_cpu_training'))

@@ -1,4 +1,4 @@
-"""The README's quickstart, end to end (slow: about 6 minutes on 2 CPU cores): it beats bicubic."""
+"""The README's quickstart, end to end (slow: about 2 minutes on 2 CPU cores): it beats bicubic."""
 import re
 
 import pytest
