@@ -78,6 +78,10 @@ CONTRADICTIONS = {
                                     'network_g.num_in_ch is 1 but datasets.train gives 3-channel images'),
     'dataset_scale': (lambda raw: raw['datasets']['train'].update(scale=3),
                       'datasets.train.scale is 3 but the top-level scale is 2'),
+    'lq_on_device_text': (lambda raw: raw['datasets']['train'].update(lq_on_device='false'),
+                          "datasets.train.lq_on_device must be true or false, got 'false'"),
+    'lq_on_device_jpeg': (lambda raw: raw['datasets']['train'].update(lq_on_device=True, jpeg_quality=90),
+                          'datasets.train.lq_on_device cannot be combined with jpeg_quality'),
 }
 
 

@@ -104,6 +104,20 @@ def random_crop_and_augment(img: np.ndarray, size: int, hflip: bool, rot: bool,
     return np.ascontiguousarray(patch)
 
 
+def check_lq_on_device(opt: Dict[str, Any], phase: str) -> None:
+    """``lq_on_device`` is a YAML boolean, of a train dataset, without ``jpeg_quality``. Raises ``OptionError``
+    (run by the dataset and, before any folder is made, by the model's option checks)."""
+    value = opt.get('lq_on_device')
+    if value not in (None, True, False):
+        raise OptionError('lq_on_device', f'must be true or false, got {value!r} (text: write it without quotes)')
+    if value and phase != 'train':
+        raise OptionError('lq_on_device', f'is a training option; the {phase} dataset makes its own LR (remove it '
+                          'there)')
+    if value and opt.get('jpeg_quality'):
+        raise OptionError('lq_on_device', 'cannot be combined with jpeg_quality (the JPEG round trip runs in the '
+                          'CPU workers): remove one of them')
+
+
 @DATASET_REGISTRY.register()
 class OnlineBicubicPairedDataset(data.Dataset):
     """Paired SR samples from HR images alone; returns what PairedImageDataset returns.
@@ -149,13 +163,8 @@ class OnlineBicubicPairedDataset(data.Dataset):
                 raise OptionError('gt_size', f'must be an integer multiple of scale {self.scale}, got {self.gt_size!r}')
             if opt.get('persistent_workers'):
                 raise OptionError('persistent_workers', 'must be off: workers would keep epoch 0 and repeat crops')
-        elif opt.get('lq_on_device'):
-            raise OptionError('lq_on_device', f'is a training option; the {self.phase} dataset makes its own LR '
-                              '(remove it there)')
+        check_lq_on_device(opt, self.phase)
         self.lq_on_device = bool(opt.get('lq_on_device'))
-        if self.lq_on_device and self.jpeg_quality:
-            raise OptionError('lq_on_device', 'cannot be combined with jpeg_quality (the JPEG round trip runs in the '
-                              'CPU workers): remove one of them')
         self.paths = gt_paths(opt['dataroot_gt'], self.io_backend_opt['type'], opt.get('meta_info_file'))
         self.file_client = None  # opened lazily: lmdb handles must not cross worker processes
         self._cache: Optional[Dict[str, np.ndarray]] = {} if opt.get('cache_images') else None

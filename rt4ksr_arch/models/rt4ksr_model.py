@@ -24,6 +24,7 @@ from rt4ksr_arch.archs.linear_start import linear_structure_, solve_upsampler_, 
 from rt4ksr_arch.archs.rt4ksr_arch import RT4KSR, RT4KSRDeploy, reparameterize
 from rt4ksr_arch.checkpoint import UNDETECTABLE, load_rt4ksr_weights, read_weights, save_checkpoint
 from rt4ksr_arch.config import RT4KSRConfig
+from rt4ksr_arch.data.online_bicubic_dataset import check_lq_on_device
 from rt4ksr_arch.curves import CSV_NAME, LearningCurves
 from rt4ksr_arch.data.online_bicubic_dataset import make_lq
 from rt4ksr_arch.errors import DatasetError, OptionError
@@ -108,6 +109,11 @@ def check_consistent(opt: Dict[str, Any], config: RT4KSRConfig) -> None:
                           'so it must be in [0, 1) (0.999 for long runs, 0.99 for short ones; 0 turns it off)')
     for name, data in (opt.get('datasets') or {}).items():
         data = data or {}
+        if data.get('type') == 'OnlineBicubicPairedDataset':
+            try:
+                check_lq_on_device(data, data.get('phase') or name.split('_')[0])
+            except OptionError as err:
+                raise err.renamed({'lq_on_device': f'datasets.{name}.lq_on_device'}) from None
         if data.get('color') == 'y' and config.num_in_ch != 1:
             raise OptionError(f'datasets.{name}.color', f'is y (1-channel images) but network_g.num_in_ch is '
                               f'{config.num_in_ch}: set network_g.num_in_ch: 1 and num_out_ch: 1, or remove color')
