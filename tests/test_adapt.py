@@ -187,3 +187,10 @@ def test_adapting_the_released_x2_weights_to_the_1080p_photos_gains_on_held_out_
     assert result.adapted and result.gain >= 0.3, (result.before, result.after)
     net, _ = load_model(str(tmp_path / 'adapted.pth'))
     assert net.config == load_model(str(weights))[0].config
+
+
+def test_an_input_that_does_not_exist_is_named(tmp_path, capsys):
+    status = main(['adapt', str(tmp_path / 'nothing.png'), '--weights', str(tmp_path / 'w.pth'), '--out',
+                   str(tmp_path / 'o.pth')])
+    err = capsys.readouterr().err
+    assert status == 2 and 'nothing.png does not exist' in err and err.count('\n') == 1

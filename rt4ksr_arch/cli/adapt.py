@@ -20,6 +20,7 @@ the network config, so ``rt4ksr upscale --weights adapted.pth`` uses it.
 """
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import List, Tuple
 
@@ -85,6 +86,8 @@ def read_frames(source: str, max_frames: int = MAX_FRAMES) -> Tuple[List[np.ndar
     Raises ``OptionError`` for another kind of file, ``ImageReadError`` for an unreadable one.
     """
     path = Path(source)
+    if not path.exists():
+        raise OptionError('INPUT', f'{source} does not exist (a folder of images, one image or a video file)')
     if path.is_file() and is_video_name(path.name):
         return video_frames(str(path), max_frames)
     if path.is_file() and not is_image_name(path.name):
@@ -127,11 +130,18 @@ def run(args: argparse.Namespace) -> int:
     how = f'stopped early after {result.iterations}' if result.stopped_early else f'{result.iterations}'
     print(f'held-out Y-PSNR: given weights {result.before:.3f} dB, adapted {best:.3f} dB at best (iteration '
           f'{best_iter} of {how} iterations); bicubic {result.bicubic:.3f} dB')
+    if result.before < result.bicubic:
+        print(f'warning: the given weights score {result.bicubic - result.before:.2f} dB below bicubic on your '
+              'content: check they are the network you meant (a file without a stored config is taken as the '
+              'released configuration: --act-type / --hf-branch say otherwise)', file=sys.stderr)
     if result.adapted:
         print(f'wrote the adapted weights to {result.output} ({result.gain:+.3f} dB on the held-out part)')
     else:
+        advice = ('training diverged: try a smaller --lr or a longer --warmup' if best < result.before - 1 else
+                  'try more --iters, a larger --lr or more images')
         print(f'adaptation did not beat the given weights on the held-out part: wrote the GIVEN weights to '
-              f'{result.output} (unchanged; try more --iters, a larger --lr or more images)')
+              f'{result.output} (unchanged; {advice})')
     print(f'curves: {result.curves[1]} ({result.curves[0]})')
-    print(f'Try it: rt4ksr upscale your_image.png results/ --weights {result.output}')
+    if result.adapted:
+        print(f'Try it: rt4ksr upscale your_image.png results/ --weights {result.output}')
     return 0
