@@ -221,6 +221,27 @@ def test_an_interrupted_run_leaves_no_target(tmp_path, net, frames):
     assert not out.exists() or not list(out.iterdir())
 
 
+@pytest.mark.parametrize('stage', ['rt4ksr-decode', 'rt4ksr-encode'])
+def test_an_interrupt_while_a_stage_starts_is_an_interrupt_and_leaves_no_target(tmp_path, net, stage, monkeypatch):
+    # a SIGTERM that lands inside Thread.start() (seen in CI) must not turn into "cannot join thread"
+    import threading
+    from rt4ksr_arch.media import pipeline
+    start = threading.Thread.start
+
+    def interrupted_start(thread):
+        if thread.name == stage:
+            raise KeyboardInterrupt
+        start(thread)
+    monkeypatch.setattr(pipeline._Stage, 'start', interrupted_start)
+    source = tmp_path / 'clip.mp4'
+    write_clip(source, smooth_frames(4, 24, 32, 255, np.uint8))
+    out = tmp_path / 'out'
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, out / 'clip_x2.mp4', VideoOptions(),
+                      report=lambda _: None, progress=False)
+    assert not out.exists() or not list(out.iterdir())
+
+
 def test_frames_folder_to_video_and_video_to_frames(tmp_path, net):
     import cv2
     folder = tmp_path / 'seq'

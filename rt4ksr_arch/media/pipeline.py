@@ -218,8 +218,9 @@ def run_pipeline(items: Iterable[Union[DecodedFrame, av.Packet]], network: Calla
     finally:
         stop.set()
         bar.close()
-        reader.join(5)
-        writer.join(5)
+        for stage in (reader, writer):
+            if stage.is_alive():  # an interrupt (Ctrl-C, SIGTERM) can land before a stage has started
+                stage.join(5)
         stats.seconds = time.perf_counter() - start
         sink.close(complete)
     if target_fps:
