@@ -297,7 +297,7 @@ def _wrap_create_train_val_dataloader(original: Callable) -> Callable:
         if _resume_position and hasattr(train_sampler, 'resume_at'):
             # every finished epoch ran len(train_loader) iterations (drop_last batches)
             done = _resume_position['iter'] - _resume_position['epoch'] * len(train_loader)
-            train_sampler.resume_at(done * train_loader.batch_size)
+            train_sampler.resume_at(_resume_position['epoch'], done * train_loader.batch_size)
             logger.info(f'Resuming epoch {_resume_position["epoch"]} after its first {done} batches.')
         _resume_position.clear()
         return result

@@ -107,12 +107,13 @@ def test_adamw_steplr_logs_the_scheduled_lr_with_warmup_reaching_the_peak(tmp_pa
     assert [g['weight_decay'] for g in groups] == [1e-4, 0.0]  # no decay on norms and biases
 
 
-@pytest.mark.parametrize('lq_on_device', [False, True])
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq_on_device):
+@pytest.mark.parametrize('lq_on_device,workers', [(False, 0), (False, 1), (True, 1)])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq_on_device, workers):
     full_dir, part_dir = tmp_path / 'full', tmp_path / 'part'
     full_dir.mkdir()
     part_dir.mkdir()
-    data = {'lq_on_device': lq_on_device}
+    # with loader workers, basicsr's prefetcher draws indices from the sampler before the epoch is set
+    data = {'lq_on_device': lq_on_device, 'num_worker_per_gpu': workers}
     full_log = train(write_options(full_dir, hr_dir, data, total_iter=7, linear_start=4))
     full = logged_steps(full_log)
     assert ('LR made on cpu (lq_on_device)' in full_log) is lq_on_device

@@ -3,10 +3,14 @@
 basicsr restarts the saved epoch from its first batch on resume, so the resumed run sees
 other samples than an uninterrupted one. This sampler (installed by ``rt4ksr_arch.compat``)
 keeps basicsr's per-epoch permutation but can skip the batches a resumed epoch already
-consumed, tells the dataset the epoch, and hands datasets that declare
+consumed (armed by ``set_epoch``: basicsr's prefetchers open an iterator before the training loop
+sets the first epoch, and a loader with workers draws its first indices right then, so a skip
+armed earlier would go to that discarded iterator), tells the dataset the epoch, and hands datasets that declare
 ``accepts_enlarged_index`` the index before the modulo, so repeated images within one
 enlarged epoch get their own random crops.
 """
+from typing import Optional, Tuple
+
 import torch
 
 from basicsr.data.data_sampler import EnlargedSampler
@@ -18,15 +22,20 @@ class ResumableEnlargedSampler(EnlargedSampler):
     def __init__(self, dataset, num_replicas, rank, ratio=1):
         super().__init__(dataset, num_replicas, rank, ratio)
         self._skip = 0
+        self._resume: Optional[Tuple[int, int]] = None
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         if hasattr(self.dataset, 'set_epoch'):
             self.dataset.set_epoch(epoch)
+        resume, self._resume = self._resume, None
+        if resume is not None and resume[0] == epoch:
+            self._skip = resume[1]
 
-    def resume_at(self, samples_done: int) -> None:
-        """Start the next iteration after this many of this rank's samples (once)."""
-        self._skip = samples_done
+    def resume_at(self, epoch: int, samples_done: int) -> None:
+        """The first pass over ``epoch`` after ``set_epoch(epoch)`` starts after this many of this
+        rank's samples (once)."""
+        self._resume = (epoch, samples_done)
 
     def __iter__(self):
         # basicsr's permutation (seeded by the epoch), with the modulo left to datasets that want it
