@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from rt4ksr_arch.fileio import atomic_write_bytes
 
 CSV_NAME, FIGURE_NAME = 'curves.csv', 'curves.png'
-CSV_HEADER = ('series', 'set', 'metric', 'iteration', 'value')  # series: val, bicubic or train
+# series: val, bicubic or train; mean_of: the iterations a train row averages (the log prints single iterations)
+CSV_HEADER = ('series', 'set', 'metric', 'iteration', 'value', 'mean_of')
 
 Points = List[Tuple[int, float]]
 
@@ -94,9 +95,10 @@ class LearningCurves:
         """The curves a ``csv()`` text holds (values as written there: 6 decimals, losses 6 digits)."""
         curves = cls(loss_every=loss_every)
         rows = list(csv.reader(io.StringIO(text)))
-        if not rows or tuple(rows[0]) != CSV_HEADER:
+        # the header without mean_of: a run started before that column, resumed
+        if not rows or tuple(rows[0]) not in (CSV_HEADER, CSV_HEADER[:5]):
             raise ValueError(f'not a learning-curves CSV (expected the header {",".join(CSV_HEADER)})')
-        for series, dataset, metric, iteration, value in rows[1:]:
+        for series, dataset, metric, iteration, value, *_ in rows[1:]:
             if series == 'val':
                 curves.add_validation(dataset, int(iteration), {metric: float(value)})
             elif series == 'bicubic':
@@ -106,17 +108,17 @@ class LearningCurves:
         return curves
 
     def csv(self) -> str:
-        """Every point as a row of ``CSV_HEADER``; bicubic rows have no iteration."""
+        """Every point as a row of ``CSV_HEADER``; bicubic rows have no iteration, only train rows a ``mean_of``."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator='\n')
         writer.writerow(CSV_HEADER)
         for dataset, per_metric in self.metrics.items():
             for metric, points in per_metric.items():
-                writer.writerows(('val', dataset, metric, it, f'{value:.6f}') for it, value in points)
+                writer.writerows(('val', dataset, metric, it, f'{value:.6f}', '') for it, value in points)
                 if metric in self.baselines.get(dataset, {}):
-                    writer.writerow(('bicubic', dataset, metric, '', f'{self.baselines[dataset][metric]:.6f}'))
+                    writer.writerow(('bicubic', dataset, metric, '', f'{self.baselines[dataset][metric]:.6f}', ''))
         for name, points in self.losses.items():
-            writer.writerows(('train', '', name, it, f'{value:.6g}') for it, value in points)
+            writer.writerows(('train', '', name, it, f'{value:.6g}', self.loss_every) for it, value in points)
         return buffer.getvalue()
 
     def figure_png(self, title: str = '') -> bytes:

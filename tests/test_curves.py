@@ -25,6 +25,9 @@ def test_csv_round_trip_and_resume_merge():
     curves.add_validation('Set5', 4, {'psnr': 30.75, 'ssim': 0.92})
     text = curves.csv()
     assert LearningCurves.from_csv(text, loss_every=2).csv() == text
+    assert 'train,,l_pix,2,0.075,2' in text.splitlines()  # the mean of iterations 1-2, and it says over how many
+    legacy = '\n'.join(','.join(row.split(',')[:5]) for row in text.splitlines())  # written before mean_of
+    assert LearningCurves.from_csv(legacy, loss_every=2).csv() == text
     state = LearningCurves()  # a state saved at iteration 2, before that iteration's validation
     state.load_state_dict({'loss_every': 2, 'metrics': {}, 'baselines': {}, 'losses': {'l_pix': [(2, 0.075)]}})
     state.merge_validations(LearningCurves.from_csv(text), up_to=2)
