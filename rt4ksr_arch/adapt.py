@@ -71,6 +71,10 @@ class AdaptOptions:
                 raise OptionError(name, f'must be an integer >= 1, got {value!r}')
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise OptionError('warmup', f'must be an integer >= 0, got {self.warmup!r}')
+        if self.warmup >= self.iters:
+            raise OptionError('warmup', f'must be below the number of iterations ({self.warmup} >= {self.iters}): '
+                              'the learning rate would never reach its peak; lower the warmup (0 for none) or '
+                              'raise the iterations')
         if not 0 < self.holdout < 1:
             raise OptionError('holdout', f'must be between 0 and 1 (a fraction of each frame\'s width), got '
                               f'{self.holdout!r}')
@@ -115,6 +119,7 @@ class Split:
     train: List[np.ndarray]  # HWC RGB, the frames' dtype
     held_out_hr: List[torch.Tensor]  # [1, C, H, W] float, H and W multiples of the scale
     held_out_lr: List[torch.Tensor]  # [1, C, H/s, W/s]
+    skipped: List[str]  # why each frame too small to split was left out
 
 
 def as_float(image: np.ndarray) -> np.ndarray:
@@ -169,11 +174,13 @@ def split_frames(frames: Iterable[np.ndarray], scale: int, opts: AdaptOptions, d
                  names: Optional[Sequence[str]] = None) -> Split:
     """Cut every frame into its train (left) and held-out (right) region; make the held-out LR.
 
-    Frames are HWC RGB (3 channels), uint8, uint16 or float in [0, 1]. Raises ``DatasetError``
-    naming a frame whose regions are too small (the train part must hold a ``patch`` crop, the
-    held-out part ``8 * scale`` pixels a side) and when there are no frames.
+    Frames are HWC RGB (3 channels), uint8, uint16 or float in [0, 1]. A frame whose regions are
+    too small (the train part must hold a ``patch`` crop, the held-out part ``8 * scale`` pixels a
+    side) is left out, and ``Split.skipped`` says which and why (a folder of photos may hold a
+    thumbnail). Raises ``DatasetError`` when there are no frames or none is large enough (naming
+    the first), and for a frame that is not (H, W, 3).
     """
-    train, hr, lr, count = [], [], [], 0
+    train, hr, skipped, count = [], [], [], 0
     for index, frame in enumerate(frames):
         count += 1
         name = names[index] if names else f'frame {index}'
@@ -183,17 +190,21 @@ def split_frames(frames: Iterable[np.ndarray], scale: int, opts: AdaptOptions, d
         cut = int(round(width * (1 - opts.holdout)))
         held_w, held_h = (width - cut) // scale * scale, height // scale * scale
         if min(cut, height) < opts.patch or min(held_w, held_h) < 8 * scale:
-            raise DatasetError(f'{name} is {width}x{height}: its train part ({cut}x{height}) must hold a '
-                               f'{opts.patch}x{opts.patch} crop and its held-out part ({width - cut}x{height}) at '
-                               f'least {8 * scale} pixels a side; lower --patch or --holdout, or use larger frames')
+            skipped.append(f'{name} is {width}x{height}: its train part ({cut}x{height}) must hold a '
+                           f'{opts.patch}x{opts.patch} crop and its held-out part ({width - cut}x{height}) at least '
+                           f'{8 * scale} pixels a side')
+            continue
         train.append(frame[:, :cut])
         hr.append(torch.from_numpy(as_float(frame[:held_h, cut:cut + held_w])).permute(2, 0, 1)[None])
     if not count:
         raise DatasetError('no frames to adapt to')
-    keep = np.unique(np.linspace(0, count - 1, min(count, opts.eval_frames)).round().astype(int))
+    if not train:
+        raise DatasetError(f'no frame is large enough ({skipped[0]}{" and others" if len(skipped) > 1 else ""}): '
+                           'lower --patch or --holdout, or use larger frames')
+    keep = np.unique(np.linspace(0, len(hr) - 1, min(len(hr), opts.eval_frames)).round().astype(int))
     hr = [hr[i] for i in keep]
     lr = [degrade(h, scale, degradation) for h in hr]
-    return Split(train, hr, lr)
+    return Split(train, hr, lr, skipped)
 
 
 def training_batch(regions: Sequence[np.ndarray], opts: AdaptOptions, iteration: int) -> torch.Tensor:
@@ -301,18 +312,34 @@ class Session:
         """The training state and both networks of ``iteration``; older ones are removed."""
         for folder in ('training_states', 'models'):
             os.makedirs(osp.join(self.work_dir, folder), exist_ok=True)
-        save_checkpoint(osp.join(self.work_dir, 'models', f'net_g_{iteration}.pth'), self.config,
+        save_checkpoint(model_path(self.work_dir, iteration), self.config,
                         params=self.model.net_g.state_dict(), params_ema=self.model.net_g_ema.state_dict())
         self.model.save_training_state(epoch=0, current_iter=iteration)
         for path in training_states(osp.join(self.work_dir, 'training_states'))[1:]:  # newest first
             os.remove(path)
-            model = osp.join(self.work_dir, 'models', f'net_g_{osp.basename(path)[:-len(".state")]}.pth')
+            model = model_path(self.work_dir, int(osp.basename(path)[:-len('.state')]))
             if osp.isfile(model):
                 os.remove(model)
 
 
 def write_json(path: str, data: Dict[str, Any]) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+
+def resumable_iteration(work_dir: str) -> int:
+    """The iteration a run in ``work_dir`` would continue from (0: none, it starts over)."""
+    states = training_states(osp.join(work_dir, 'training_states'))
+    if not states or not osp.isfile(osp.join(work_dir, PROGRESS_NAME)):
+        return 0
+    iteration = int(osp.basename(states[0])[:-len('.state')])
+    with open(osp.join(work_dir, PROGRESS_NAME)) as f:
+        recorded = json.load(f).get('iter')
+    return iteration if recorded == iteration and osp.isfile(model_path(work_dir, iteration)) else 0
+
+
+def model_path(work_dir: str, iteration: int) -> str:
+    """Both networks of ``iteration`` in ``work_dir``."""
+    return osp.join(work_dir, 'models', f'net_g_{iteration}.pth')
 
 
 def find_resume(work_dir: str, settings: Dict[str, Any], restart: bool) -> Optional[Dict[str, Any]]:
@@ -328,15 +355,13 @@ def find_resume(work_dir: str, settings: Dict[str, Any], restart: bool) -> Optio
             changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
             raise OptionError('--work', f'{work_dir} holds an adapt run with other settings ({", ".join(changed)} '
                               'differ): pass --restart to start over there, or choose another --work folder')
-        states = training_states(osp.join(work_dir, 'training_states'))
-        if states and osp.isfile(osp.join(work_dir, PROGRESS_NAME)):
-            iteration = int(osp.basename(states[0])[:-len('.state')])
-            model = osp.join(work_dir, 'models', f'net_g_{iteration}.pth')
+        iteration = resumable_iteration(work_dir)
+        if iteration:
             with open(osp.join(work_dir, PROGRESS_NAME)) as f:
                 progress = json.load(f)
-            if osp.isfile(model) and progress.get('iter') == iteration:
-                return {'state': load_training_state(states[0]), 'model': model, 'progress': progress,
-                        'iter': iteration}
+            state = osp.join(work_dir, 'training_states', f'{iteration}.state')
+            return {'state': load_training_state(state), 'model': model_path(work_dir, iteration),
+                    'progress': progress, 'iter': iteration}
     if osp.isdir(work_dir) and restart:
         shutil.rmtree(work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -368,6 +393,8 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
     if opts.patch % scale:
         raise OptionError('patch', f'must be a multiple of the network\'s scale {scale}, got {opts.patch}')
     split = split_frames(frames, scale, opts, degradation, names)
+    for reason in split.skipped:
+        report(f'skipped {reason}')
     settings = {'weights': str(weights), 'param_key': param_key, 'frames': fingerprint(frames), 'scale': scale,
                 'options': asdict(opts)}
     resume = find_resume(work_dir, settings, restart)
@@ -391,19 +418,28 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
     model, info = session.model, session.progress
     iteration = start
     bar = tqdm(total=opts.iters, initial=start, unit='it', disable=not progress or info.get('finished'), leave=False)
-    with bar:
-        for iteration in range(start + 1, opts.iters + 1 if not info.get('finished') else start + 1):
-            model.update_learning_rate(iteration, warmup_iter=opts.warmup)
-            gt = training_batch(split.train, opts, iteration).to(model.device)
-            model.feed_data({'lq': degrade(gt, scale, degradation), 'gt': gt})
-            model.optimize_parameters(iteration)
-            bar.update()
-            if iteration % opts.eval_every == 0 or iteration == opts.iters:
-                psnr = session.measure()
-                finished = session.record(iteration, psnr)
-                bar.set_postfix_str(f'held-out {psnr:.3f} dB (best {info["best"]:.3f})')
-                if finished:
-                    break
+    try:
+        with bar:
+            for iteration in range(start + 1, opts.iters + 1 if not info.get('finished') else start + 1):
+                model.update_learning_rate(iteration, warmup_iter=opts.warmup)
+                gt = training_batch(split.train, opts, iteration).to(model.device)
+                model.feed_data({'lq': degrade(gt, scale, degradation), 'gt': gt})
+                model.optimize_parameters(iteration)
+                bar.update()
+                if iteration % opts.eval_every == 0 or iteration == opts.iters:
+                    psnr = session.measure()
+                    finished = session.record(iteration, psnr)
+                    bar.set_postfix_str(f'held-out {psnr:.3f} dB (best {info["best"]:.3f})')
+                    if finished:
+                        break
+    except KeyboardInterrupt:
+        kept = resumable_iteration(work_dir)
+        report(f'stopped during iteration {iteration}: ' + (
+            f'{work_dir} keeps the state of iteration {kept} (the last held-out measurement); the same adapt '
+            'continues from there' if kept else
+            f'no state saved yet (the first is at iteration {min(opts.eval_every, opts.iters)}); the same adapt '
+            'starts again'))
+        raise
     adapted = info['best'] > info['before'] + opts.min_gain and info['best_iter'] > 0
     if adapted:
         best = torch.load(osp.join(work_dir, BEST_NAME), map_location='cpu', weights_only=True)['params']

@@ -51,8 +51,13 @@ def test_split_holds_out_the_right_part_and_makes_its_lr_alone():
     held = split.held_out_hr[0][0].permute(1, 2, 0).numpy()
     assert np.array_equal(np.rint(held * 255).astype(np.uint8), frame[:40, 56:74])  # the rest, mod-cropped
     assert torch.equal(split.held_out_lr[0], degrade(split.held_out_hr[0], 2, parse_degradation('bicubic')))
-    with pytest.raises(DatasetError, match='frame 0 is 74x41: its train part'):
+    with pytest.raises(DatasetError, match='no frame is large enough .frame 0 is 74x41: its train part'):
         split_frames([frame], 2, AdaptOptions(patch=48), parse_degradation('bicubic'))
+    # a frame too small among usable ones is left out, named, and the held-out part is the others'
+    mixed = split_frames([frame, smooth_image(5, 12, 90), frame], 2, AdaptOptions(patch=16),
+                         parse_degradation('bicubic'), names=['a', 'thumb', 'c'])
+    assert len(mixed.train) == len(mixed.held_out_hr) == 2 and len(mixed.skipped) == 1
+    assert mixed.skipped[0].startswith('thumb is 90x12: its train part (68x12) must hold a 16x16 crop')
     with pytest.raises(DatasetError, match='no frames'):
         split_frames([], 2, AdaptOptions(), parse_degradation('bicubic'))
 
@@ -108,8 +113,8 @@ def test_adapt_reads_a_video_file_through_the_media_layer(tmp_path, tiny_weights
         assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and min(errors, key=errors.get) == seed
     out = tmp_path / 'video.pth'
     done = run_module('-m', 'rt4ksr_arch', 'adapt', str(clip), '--max-frames', '3', '--weights', str(tiny_weights),
-                      '--out', str(out), '--iters', '2', '--eval-every', '2', '--batch', '2', '--patch', '16',
-                      '--holdout', '0.5', '--device', 'cpu')
+                      '--out', str(out), '--iters', '2', '--warmup', '0', '--eval-every', '2', '--batch', '2',
+                      '--patch', '16', '--holdout', '0.5', '--device', 'cpu')
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'adapt: 3 frames' in done.stdout and out.is_file()
 
@@ -117,8 +122,8 @@ def test_adapt_reads_a_video_file_through_the_media_layer(tmp_path, tiny_weights
 def test_the_given_weights_are_kept_when_adapting_does_not_help(tmp_path, image_folder, tiny_weights):
     out = tmp_path / 'kept.pth'
     done = run_module('-m', 'rt4ksr_arch', 'adapt', str(image_folder), '--weights', str(tiny_weights), '--out',
-                      str(out), '--iters', '2', '--eval-every', '2', '--batch', '2', '--patch', '16', '--holdout',
-                      '0.5', '--min-gain', '100', '--device', 'cpu')
+                      str(out), '--iters', '2', '--warmup', '1', '--eval-every', '2', '--batch', '2', '--patch', '16',
+                      '--holdout', '0.5', '--min-gain', '100', '--device', 'cpu')
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'wrote the GIVEN weights' in done.stdout
     given = torch.load(tiny_weights, weights_only=True)['params']
@@ -140,8 +145,11 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
         return measure(session)
 
     monkeypatch.setattr(module.Session, 'measure', interrupted)
+    said = []
     with pytest.raises(KeyboardInterrupt):
-        adapt(frames, str(tiny_weights), str(tmp_path / 'part.pth'), str(tmp_path / 'part'), opts)
+        adapt(frames, str(tiny_weights), str(tmp_path / 'part.pth'), str(tmp_path / 'part'), opts,
+              report=said.append)
+    assert 'stopped during iteration 4: ' in said[-1] and 'keeps the state of iteration 2' in said[-1]
     monkeypatch.setattr(module.Session, 'measure', measure)
     messages = []
     resumed = adapt(frames, str(tiny_weights), str(tmp_path / 'part.pth'), str(tmp_path / 'part'), opts,
@@ -153,13 +161,14 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(OptionError, match='holds an adapt run with other settings'):
         adapt(frames, str(tiny_weights), str(tmp_path / 'other.pth'), str(tmp_path / 'part'),
-              AdaptOptions(iters=7, eval_every=2, batch=2, patch=16, holdout=0.5))
+              AdaptOptions(iters=7, eval_every=2, batch=2, patch=16, holdout=0.5, warmup=2))
 
 
 @pytest.mark.parametrize('extra, message', [
     (['--degradation', 'jpeg:0'], '--degradation must be bicubic, ntire23 or jpeg:Q'),
     (['--holdout', '1.5'], '--holdout must be between 0 and 1'),
-    (['--patch', '200'], '0.png is 64x48: its train part'),
+    (['--patch', '200'], 'no frame is large enough (0.png is 64x48: its train part'),
+    (['--iters', '10'], '--warmup must be below the number of iterations (30 >= 10)'),
     (['--out', 'WEIGHTS'], '--out is the --weights file'),
     (['--patch', '15'], "--patch must be a multiple of the network's scale 2"),
     (['clip.mp4'], 'cannot open video'),
@@ -187,6 +196,25 @@ def test_adapting_the_released_x2_weights_to_the_1080p_photos_gains_on_held_out_
     assert result.adapted and result.gain >= 0.3, (result.before, result.after)
     net, _ = load_model(str(tmp_path / 'adapted.pth'))
     assert net.config == load_model(str(weights))[0].config
+
+
+def test_unreadable_and_too_small_images_in_a_folder_are_skipped_and_named(tmp_path, image_folder, tiny_weights):
+    (image_folder / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 20)
+    cv2.imwrite(str(image_folder / 'icon.png'), smooth_image(9, 12, 12))
+    out = tmp_path / 'o.pth'
+    done = run_module('-m', 'rt4ksr_arch', 'adapt', str(image_folder), '--weights', str(tiny_weights), '--out',
+                      str(out), '--iters', '2', '--warmup', '0', '--eval-every', '2', '--batch', '2', '--patch', '16',
+                      '--holdout', '0.5', '--device', 'cpu')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r'warning: skipped .*broken\.png', done.stderr)
+    assert 'skipped icon.png is 12x12' in done.stdout and 'adapt: 4 frames, 3 train regions' in done.stdout
+    assert out.is_file()
+    only_broken = tmp_path / 'broken'
+    only_broken.mkdir()
+    (only_broken / 'x.png').write_bytes(b'not an image')
+    refused = run_module('-m', 'rt4ksr_arch', 'adapt', str(only_broken), '--weights', str(tiny_weights), '--out',
+                         str(tmp_path / 'p.pth'), '--device', 'cpu')
+    assert refused.returncode == 2 and 'holds no readable image' in refused.stderr, refused.stderr
 
 
 def test_an_input_that_does_not_exist_is_named(tmp_path, capsys):

@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import numpy as np
 
@@ -79,11 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overwrite(parser)
 
 
-def read_frames(source: str, max_frames: int = MAX_FRAMES) -> Tuple[List[np.ndarray], List[str]]:
+def read_frames(source: str, max_frames: int = MAX_FRAMES,
+                warn: Callable[[str], None] = lambda message: print(f'warning: {message}', file=sys.stderr)
+                ) -> Tuple[List[np.ndarray], List[str]]:
     """The RGB frames and names of a video file (up to ``max_frames``, evenly spaced; uint8/uint16),
     an image file or a folder's images (sorted; float32 [0, 1]).
 
-    Raises ``OptionError`` for another kind of file, ``ImageReadError`` for an unreadable one.
+    A folder's unreadable images are left out, each named through ``warn``. Raises ``OptionError``
+    for another kind of file, ``ImageReadError`` for an unreadable file or a folder with no readable image.
     """
     path = Path(source)
     if not path.exists():
@@ -93,13 +96,25 @@ def read_frames(source: str, max_frames: int = MAX_FRAMES) -> Tuple[List[np.ndar
     if path.is_file() and not is_image_name(path.name):
         raise OptionError('INPUT', f'{source} is neither an image nor a video (by its extension): adapt reads a '
                           'folder of images, one image or a video file')
-    paths = [str(path)] if path.is_file() else list_images(source)
-    frames = []
-    for name in paths:
-        with open(name, 'rb') as f:
-            bgr, _ = decode_image(f.read(), name)
-        frames.append(np.ascontiguousarray(bgr[..., ::-1]))
-    return frames, [os.path.basename(p) for p in paths]
+    if path.is_file():
+        return [read_rgb(str(path))], [path.name]
+    frames, names = [], []
+    for name in list_images(source):
+        try:
+            frames.append(read_rgb(name))
+            names.append(os.path.basename(name))
+        except (ImageReadError, OSError) as err:
+            warn(f'skipped {err}')
+    if not frames:
+        raise ImageReadError(f'{source} holds no readable image (each was skipped above)')
+    return frames, names
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """One image file as HWC RGB (EXIF orientation applied; ``decode_image``'s dtype and range)."""
+    with open(path, 'rb') as f:
+        bgr, _ = decode_image(f.read(), path)
+    return np.ascontiguousarray(bgr[..., ::-1])
 
 
 def run(args: argparse.Namespace) -> int:
