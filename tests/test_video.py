@@ -242,6 +242,21 @@ def test_an_interrupt_while_a_stage_starts_is_an_interrupt_and_leaves_no_target(
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_an_interrupt_between_opening_the_output_and_the_pipeline_leaves_no_target(tmp_path, net, monkeypatch):
+    from rt4ksr_arch.media import video
+
+    def interrupted(*args, **kwargs):  # a SIGTERM landing right after the partial file was created
+        assert any(tmp_path.joinpath('out').iterdir())
+        raise KeyboardInterrupt
+    monkeypatch.setattr(video, 'run_pipeline', interrupted)
+    source = tmp_path / 'clip.mp4'
+    write_clip(source, smooth_frames(2, 24, 32, 255, np.uint8))
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(Upscaler(net, InferenceOptions(), 'cpu'), source, tmp_path / 'out' / 'clip_x2.mp4',
+                      VideoOptions(), report=lambda _: None, progress=False)
+    assert not list((tmp_path / 'out').iterdir())
+
+
 def test_frames_folder_to_video_and_video_to_frames(tmp_path, net):
     import cv2
     folder = tmp_path / 'seq'

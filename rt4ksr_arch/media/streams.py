@@ -424,12 +424,14 @@ class VideoFileSink:
             self.container.mux(packet)
 
     def close(self, complete: bool) -> None:
-        """Flush and rename onto the target when ``complete``; otherwise remove the partial file."""
+        """Flush and rename onto the target when ``complete``; otherwise remove the partial file.
+        Closing again does nothing (the partial file is gone, renamed or removed)."""
         try:
             if self.container is not None:
                 if complete:
                     self._mux(self.stream.encode(None))
-                self.container.close()
+                container, self.container = self.container, None
+                container.close()
             if complete:
                 if not self.frames:
                     raise ImageReadError(f'no frames were decoded; {self.target} was not written')

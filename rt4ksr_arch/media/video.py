@@ -241,16 +241,20 @@ def upscale_video(upscaler: Upscaler, source: Union[str, Path], target: Union[st
             if isinstance(src, VideoFileSource):
                 src.copied = [src.container.streams[p.index] for p in plan.streams]
             sink = VideoFileSink(Path(target), info, plan, getattr(src, 'container', None))
-            try:
-                sink.open()
-            except (av.FFmpegError, ValueError) as err:
-                sink.close(False)
-                raise OptionError('OUTPUT', f'FFmpeg cannot write {target}: {err}') from None
+        # one try from the partial file's creation: an interrupt (Ctrl-C, SIGTERM) can land between any two
+        # statements, and whatever is left half-written is removed (closing a closed sink does nothing)
         try:
+            if isinstance(sink, VideoFileSink):
+                try:
+                    sink.open()
+                except (av.FFmpegError, ValueError) as err:
+                    raise OptionError('OUTPUT', f'FFmpeg cannot write {target}: {err}') from None
             stats = run_pipeline(src.items(), upscaler, sink, device, info.peak, options.batch, info.frames,
                                  options.target_fps, progress, desc=Path(source).name)
         except av.FFmpegError as err:
             raise ImageReadError(f'writing {target} failed: {err}') from None
+        finally:
+            sink.close(False)
         stats.shortfall = src.shortfall()
     finally:
         src.close()
