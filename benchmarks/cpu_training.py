@@ -65,7 +65,7 @@ def issue_setup(opt: Dict[str, Any], iters: int, every: int, linear_start: bool,
     del opt['datasets']['val_2']
     opt['train'].update(ema_decay=0.99, linear_start=linear_start, total_iter=iters, warmup_iter=0,
                         scheduler={'type': 'MultiStepLR', 'milestones': [iters + 1], 'gamma': 1.0})
-    opt['train']['optim_g']['lr'] = 5e-4
+    opt['train']['optim_g'].update(lr=5e-4, betas=[0.9, 0.999])  # the issue's setup (the recipe has 0.99 now)
     opt['train']['pixel_opt']['type'] = loss
     opt['val']['val_freq'] = every
     opt['logger']['save_checkpoint_freq'] = iters

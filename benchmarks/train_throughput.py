@@ -99,7 +99,8 @@ def main() -> None:
     device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available() else
                           'cpu' if args.device == 'auto' else args.device)
     print(f'x{args.scale}, batch {args.batch} of {args.gt_size}x{args.gt_size} HR crops from {args.hr}, '
-          f'{args.workers} workers, {device}, {args.amp}, torch threads {torch.get_num_threads()}, '
+          f'{args.workers} worker{"s" * (args.workers != 1)}, {device}, {args.amp}, '
+          f'torch threads {torch.get_num_threads()}, '
           f'{args.warmup} warm-up + {args.iters} timed steps per mode')
     rows = {mode: measure(args, device, mode == 'device-lr') for mode in ('cpu-lr', 'device-lr')}
     for mode, row in rows.items():

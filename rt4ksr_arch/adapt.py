@@ -48,13 +48,14 @@ class AdaptOptions:
     """The schedule and the split. ``iters``/``warmup``/``eval_every``/``patience`` in iterations
     (measurements for ``patience``), ``patch`` in HR pixels, ``lr`` peak learning rate (AdamW,
     cosine to a tenth of it), ``holdout`` the held-out fraction of each frame's width,
-    ``min_gain`` in dB, ``eval_frames`` the most frames measured (evenly spaced)."""
+    ``min_gain`` in dB, ``eval_frames`` the most frames measured (evenly spaced). ``warmup`` None:
+    a tenth of ``iters``, at most 30."""
 
     iters: int = 300
     batch: int = 16
     patch: int = 96
     lr: float = 1e-4
-    warmup: int = 30
+    warmup: Optional[int] = None
     ema_decay: float = 0.99
     eval_every: int = 50
     patience: int = 3
@@ -65,6 +66,8 @@ class AdaptOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.warmup is None and isinstance(self.iters, int):
+            object.__setattr__(self, 'warmup', min(30, self.iters // 10))  # frozen: set once, here
         for name in ('iters', 'batch', 'patch', 'eval_every', 'patience', 'eval_frames'):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -189,18 +192,25 @@ def split_frames(frames: Iterable[np.ndarray], scale: int, opts: AdaptOptions, d
         height, width = frame.shape[:2]
         cut = int(round(width * (1 - opts.holdout)))
         held_w, held_h = (width - cut) // scale * scale, height // scale * scale
-        if min(cut, height) < opts.patch or min(held_w, held_h) < 8 * scale:
-            skipped.append(f'{name} is {width}x{height}: its train part ({cut}x{height}) must hold a '
-                           f'{opts.patch}x{opts.patch} crop and its held-out part ({width - cut}x{height}) at least '
-                           f'{8 * scale} pixels a side')
+        reasons = []
+        if min(cut, height) < opts.patch:
+            reasons.append(f'its train part ({cut}x{height}) cannot hold a {opts.patch}x{opts.patch} crop (lower '
+                           '--patch' + (' or --holdout)' if cut < opts.patch <= height else ')'))
+        if held_w < 8 * scale:
+            reasons.append(f'its held-out part ({width - cut}x{height}) is under {8 * scale} pixels wide (raise '
+                           '--holdout)')
+        if held_h < 8 * scale:
+            reasons.append(f'it is under {8 * scale} pixels high')
+        if reasons:
+            skipped.append(f'{name} is {width}x{height}: {"; ".join(reasons)}')
             continue
         train.append(frame[:, :cut])
         hr.append(torch.from_numpy(as_float(frame[:held_h, cut:cut + held_w])).permute(2, 0, 1)[None])
     if not count:
         raise DatasetError('no frames to adapt to')
     if not train:
-        raise DatasetError(f'no frame is large enough ({skipped[0]}{" and others" if len(skipped) > 1 else ""}): '
-                           'lower --patch or --holdout, or use larger frames')
+        raise DatasetError(f'no frame is large enough: {skipped[0]}' +
+                           (f' (and {len(skipped) - 1} more)' if len(skipped) > 1 else ''))
     keep = np.unique(np.linspace(0, len(hr) - 1, min(len(hr), opts.eval_frames)).round().astype(int))
     hr = [hr[i] for i in keep]
     lr = [degrade(h, scale, degradation) for h in hr]
@@ -326,6 +336,13 @@ def write_json(path: str, data: Dict[str, Any]) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
+def settings_changes(stored: Dict[str, Any], settings: Dict[str, Any]) -> List[str]:
+    """'name: old -> new' for every setting that differs (options one by one; the images by name only)."""
+    flat = [({**a, **a.get('options', {})}) for a in (stored, settings)]
+    keys = sorted(k for k in set(flat[0]) | set(flat[1]) if k != 'options' and flat[0].get(k) != flat[1].get(k))
+    return [f'{k} differ' if k == 'frames' else f'{k}: {flat[0].get(k)} -> {flat[1].get(k)}' for k in keys]
+
+
 def resumable_iteration(work_dir: str) -> int:
     """The iteration a run in ``work_dir`` would continue from (0: none, it starts over)."""
     states = training_states(osp.join(work_dir, 'training_states'))
@@ -352,9 +369,9 @@ def find_resume(work_dir: str, settings: Dict[str, Any], restart: bool) -> Optio
         with open(settings_path) as f:
             stored = json.load(f)
         if stored != settings:
-            changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-            raise OptionError('--work', f'{work_dir} holds an adapt run with other settings ({", ".join(changed)} '
-                              'differ): pass --restart to start over there, or choose another --work folder')
+            raise OptionError('--work', f'{work_dir} holds an adapt run with other settings '
+                              f'({"; ".join(settings_changes(stored, settings))}): pass --restart to start over '
+                              'there, or choose another --work folder')
         iteration = resumable_iteration(work_dir)
         if iteration:
             with open(osp.join(work_dir, PROGRESS_NAME)) as f:
@@ -394,14 +411,16 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
         raise OptionError('patch', f'must be a multiple of the network\'s scale {scale}, got {opts.patch}')
     split = split_frames(frames, scale, opts, degradation, names)
     for reason in split.skipped:
-        report(f'skipped {reason}')
+        report(f'warning: skipped {reason}')
     settings = {'weights': str(weights), 'param_key': param_key, 'frames': fingerprint(frames), 'scale': scale,
                 'options': asdict(opts)}
     resume = find_resume(work_dir, settings, restart)
     session = Session(loaded, str(weights), param_key, split, opts, device, work_dir, resume)
     pixels = sum(h.shape[-1] * h.shape[-2] for h in split.held_out_hr)
-    report(f'adapt: {len(frames)} frames, {len(split.train)} train regions (left {1 - opts.holdout:.0%} of each), '
-           f'{len(split.held_out_hr)} held-out regions ({pixels / 1e6:.2f} MP, right {opts.holdout:.0%}), '
+    used, held = len(split.train), len(split.held_out_hr)
+    report(f'adapt: {used} frame{"s" * (used != 1)}{f" ({len(split.skipped)} skipped)" if split.skipped else ""}, '
+           f'trained on the left {1 - opts.holdout:.0%} of each, {held} held-out region{"s" * (held != 1)} '
+           f'({pixels / 1e6:.2f} MP, right {opts.holdout:.0%}), '
            f'x{scale}, degradation {degradation.name}, {opts.iters} iterations of {opts.batch} x {opts.patch}px '
            f'on {device}')
     start = 0
@@ -415,6 +434,11 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
         session.record(0, session.progress['before'])
         report(f'held-out Y-PSNR before: {session.progress["before"]:.3f} dB (bicubic '
                f'{session.progress["bicubic"]:.3f} dB)')
+        if session.progress['before'] < session.progress['bicubic']:
+            assumed = ', '.join(f'{k}={getattr(loaded.config, k)}' for k in loaded.assumed)
+            report(f'warning: the given weights score {session.progress["bicubic"] - session.progress["before"]:.2f} '
+                   'dB below bicubic on your content: check they are the network you meant (scale, file)' +
+                   (f'; {weights} stores no network config and was read as {assumed}' if assumed else ''))
     model, info = session.model, session.progress
     iteration = start
     bar = tqdm(total=opts.iters, initial=start, unit='it', disable=not progress or info.get('finished'), leave=False)
@@ -434,7 +458,7 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
                         break
     except KeyboardInterrupt:
         kept = resumable_iteration(work_dir)
-        report(f'stopped during iteration {iteration}: ' + (
+        report(f'\nstopped at iteration {iteration}: ' + (
             f'{work_dir} keeps the state of iteration {kept} (the last held-out measurement); the same adapt '
             'continues from there' if kept else
             f'no state saved yet (the first is at iteration {min(opts.eval_every, opts.iters)}); the same adapt '

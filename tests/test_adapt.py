@@ -1,4 +1,5 @@
 """rt4ksr adapt: the held-out split, end to end on tiny images, resume, keeping the given weights."""
+import dataclasses
 import re
 from pathlib import Path
 
@@ -51,13 +52,16 @@ def test_split_holds_out_the_right_part_and_makes_its_lr_alone():
     held = split.held_out_hr[0][0].permute(1, 2, 0).numpy()
     assert np.array_equal(np.rint(held * 255).astype(np.uint8), frame[:40, 56:74])  # the rest, mod-cropped
     assert torch.equal(split.held_out_lr[0], degrade(split.held_out_hr[0], 2, parse_degradation('bicubic')))
-    with pytest.raises(DatasetError, match='no frame is large enough .frame 0 is 74x41: its train part'):
+    with pytest.raises(DatasetError, match='no frame is large enough: frame 0 is 74x41: its train part'):
         split_frames([frame], 2, AdaptOptions(patch=48), parse_degradation('bicubic'))
     # a frame too small among usable ones is left out, named, and the held-out part is the others'
     mixed = split_frames([frame, smooth_image(5, 12, 90), frame], 2, AdaptOptions(patch=16),
                          parse_degradation('bicubic'), names=['a', 'thumb', 'c'])
     assert len(mixed.train) == len(mixed.held_out_hr) == 2 and len(mixed.skipped) == 1
-    assert mixed.skipped[0].startswith('thumb is 90x12: its train part (68x12) must hold a 16x16 crop')
+    assert mixed.skipped == ['thumb is 90x12: its train part (68x12) cannot hold a 16x16 crop (lower --patch); it is '
+                             'under 16 pixels high']
+    with pytest.raises(DatasetError, match=r'held-out part \(4x41\) is under 16 pixels wide \(raise --holdout\)'):
+        split_frames([frame], 2, AdaptOptions(patch=16, holdout=0.05), parse_degradation('bicubic'))
     with pytest.raises(DatasetError, match='no frames'):
         split_frames([], 2, AdaptOptions(), parse_degradation('bicubic'))
 
@@ -71,7 +75,7 @@ def test_adapt_end_to_end_then_upscale_uses_the_result(tmp_path, image_folder, t
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     before = float(re.search(r'held-out Y-PSNR before: ([\d.]+) dB', log).group(1))
-    assert 'adapt: 3 frames, 3 train regions' in log and str(out) in log
+    assert 'adapt: 3 frames, trained on the left 50% of each, 3 held-out regions' in log and str(out) in log
     net, weights = load_model(str(out))
     assert weights.config == load_model(str(tiny_weights))[1].config  # the network config travels
     curves = Path(f'{out}.adapt') / 'curves.csv'
@@ -125,7 +129,7 @@ def test_the_given_weights_are_kept_when_adapting_does_not_help(tmp_path, image_
                       str(out), '--iters', '2', '--warmup', '1', '--eval-every', '2', '--batch', '2', '--patch', '16',
                       '--holdout', '0.5', '--min-gain', '100', '--device', 'cpu')
     assert done.returncode == 0, done.stderr[-3000:]
-    assert 'wrote the GIVEN weights' in done.stdout
+    assert 'wrote the GIVEN weights' in done.stdout and 'less than --min-gain 100 dB' in done.stdout
     given = torch.load(tiny_weights, weights_only=True)['params']
     written = torch.load(out, weights_only=True)['params']
     assert all(torch.equal(given[k], written[k]) for k in given)
@@ -149,7 +153,7 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
     with pytest.raises(KeyboardInterrupt):
         adapt(frames, str(tiny_weights), str(tmp_path / 'part.pth'), str(tmp_path / 'part'), opts,
               report=said.append)
-    assert 'stopped during iteration 4: ' in said[-1] and 'keeps the state of iteration 2' in said[-1]
+    assert 'stopped at iteration 4: ' in said[-1] and 'keeps the state of iteration 2' in said[-1]
     monkeypatch.setattr(module.Session, 'measure', measure)
     messages = []
     resumed = adapt(frames, str(tiny_weights), str(tmp_path / 'part.pth'), str(tmp_path / 'part'), opts,
@@ -159,16 +163,17 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
     a = torch.load(tmp_path / 'whole.pth', weights_only=True)['params']
     b = torch.load(tmp_path / 'part.pth', weights_only=True)['params']
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(OptionError, match='holds an adapt run with other settings'):
+    with pytest.raises(OptionError, match=r'holds an adapt run with other settings \(iters: 6 -> 7\)'):
         adapt(frames, str(tiny_weights), str(tmp_path / 'other.pth'), str(tmp_path / 'part'),
-              AdaptOptions(iters=7, eval_every=2, batch=2, patch=16, holdout=0.5, warmup=2))
+              dataclasses.replace(opts, iters=7))
 
 
 @pytest.mark.parametrize('extra, message', [
     (['--degradation', 'jpeg:0'], '--degradation must be bicubic, ntire23 or jpeg:Q'),
     (['--holdout', '1.5'], '--holdout must be between 0 and 1'),
-    (['--patch', '200'], 'no frame is large enough (0.png is 64x48: its train part'),
-    (['--iters', '10'], '--warmup must be below the number of iterations (30 >= 10)'),
+    (['--patch', '200'], 'no frame is large enough: 0.png is 64x48: its train part (48x48) cannot hold a 200x200'),
+    (['--iters', '10', '--warmup', '10'], '--warmup must be below the number of iterations (10 >= 10)'),
+    (['--out', 'x.onnx'], '--out must end in .pth or .safetensors'),
     (['--out', 'WEIGHTS'], '--out is the --weights file'),
     (['--patch', '15'], "--patch must be a multiple of the network's scale 2"),
     (['clip.mp4'], 'cannot open video'),
@@ -206,8 +211,9 @@ def test_unreadable_and_too_small_images_in_a_folder_are_skipped_and_named(tmp_p
                       str(out), '--iters', '2', '--warmup', '0', '--eval-every', '2', '--batch', '2', '--patch', '16',
                       '--holdout', '0.5', '--device', 'cpu')
     assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r'warning: skipped .*broken\.png', done.stderr)
-    assert 'skipped icon.png is 12x12' in done.stdout and 'adapt: 4 frames, 3 train regions' in done.stdout
+    assert re.search(r'warning: skipped: .*broken\.png', done.stderr)
+    assert 'warning: skipped icon.png is 12x12: its train part (6x12) cannot hold a 16x16 crop' in done.stdout
+    assert 'adapt: 3 frames (1 skipped)' in done.stdout
     assert out.is_file()
     only_broken = tmp_path / 'broken'
     only_broken.mkdir()
@@ -217,8 +223,8 @@ def test_unreadable_and_too_small_images_in_a_folder_are_skipped_and_named(tmp_p
     assert refused.returncode == 2 and 'holds no readable image' in refused.stderr, refused.stderr
 
 
-def test_an_input_that_does_not_exist_is_named(tmp_path, capsys):
-    status = main(['adapt', str(tmp_path / 'nothing.png'), '--weights', str(tmp_path / 'w.pth'), '--out',
+def test_an_input_that_does_not_exist_is_named(tmp_path, capsys, tiny_weights):
+    status = main(['adapt', str(tmp_path / 'nothing.png'), '--weights', str(tiny_weights), '--out',
                    str(tmp_path / 'o.pth')])
     err = capsys.readouterr().err
     assert status == 2 and 'nothing.png does not exist' in err and err.count('\n') == 1

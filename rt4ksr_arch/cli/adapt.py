@@ -27,14 +27,16 @@ from typing import Callable, List, Tuple
 import numpy as np
 
 from rt4ksr_arch.adapt import AdaptOptions, adapt, video_frames
-from rt4ksr_arch.cli.common import (add_device, add_overwrite, add_weights, device, positive_int, refuse_existing,
-                                    writable_folder)
+from rt4ksr_arch.checkpoint import read_weights
+from rt4ksr_arch.cli.common import (add_device, add_overwrite, add_weights, assumption_note, device, positive_int,
+                                    refuse_existing, writable_folder)
 from rt4ksr_arch.data.image_io import decode_image, is_image_name, list_images
 from rt4ksr_arch.errors import ImageReadError, OptionError
 from rt4ksr_arch.media.streams import is_video_name
 
 HELP = 'fine-tune weights on your own images or video (held-out check; keeps the original if it does not help)'
 DEFAULTS = AdaptOptions()
+OUT_SUFFIXES = ('.pth', '.safetensors')
 MAX_FRAMES = 32  # frames taken from a video by default: enough variety, and 32 1080p frames hold ~200 MB
 FLAGS = {'iters': '--iters', 'batch': '--batch', 'patch': '--patch', 'lr': '--lr', 'warmup': '--warmup',
          'eval_every': '--eval-every', 'patience': '--patience', 'holdout': '--holdout', 'min_gain': '--min-gain',
@@ -59,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--patch', type=positive_int, default=DEFAULTS.patch,
                         help=f'HR crop side in pixels (default {DEFAULTS.patch})')
     parser.add_argument('--lr', type=float, default=DEFAULTS.lr, help=f'peak learning rate (default {DEFAULTS.lr})')
-    parser.add_argument('--warmup', type=int, default=DEFAULTS.warmup,
-                        help=f'iterations of linear learning-rate warmup (default {DEFAULTS.warmup})')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='iterations of linear learning-rate warmup, below --iters (default: a tenth of --iters, '
+                        'at most 30)')
     parser.add_argument('--eval-every', type=positive_int, default=DEFAULTS.eval_every,
                         help=f'iterations between held-out measurements (default {DEFAULTS.eval_every})')
     parser.add_argument('--patience', type=positive_int, default=DEFAULTS.patience,
@@ -104,7 +107,7 @@ def read_frames(source: str, max_frames: int = MAX_FRAMES,
             frames.append(read_rgb(name))
             names.append(os.path.basename(name))
         except (ImageReadError, OSError) as err:
-            warn(f'skipped {err}')
+            warn(f'skipped: {err}')
     if not frames:
         raise ImageReadError(f'{source} holds no readable image (each was skipped above)')
     return frames, names
@@ -126,18 +129,27 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as err:
         raise err.renamed(FLAGS) from None
     dev = device(args)
+    if Path(args.out).suffix.lower() not in OUT_SUFFIXES:
+        raise OptionError('--out', f'must end in {" or ".join(OUT_SUFFIXES)} (the formats adapt writes), got '
+                          f'{Path(args.out).name}; for ONNX or TensorRT, `rt4ksr export` the adapted file')
     if os.path.abspath(args.weights) == os.path.abspath(args.out):
         raise OptionError('--out', 'is the --weights file; write the adapted weights to another file')
     refuse_existing([args.out], args.overwrite)
     writable_folder(Path(args.out).resolve().parent)
     work = args.work or f'{args.out}.adapt'
+    writable_folder(Path(work).resolve())
+    hf_branch = None if args.hf_branch is None else args.hf_branch == 'on'
+    overrides = {'act_type': args.act_type, 'hf_branch': hf_branch}
+    given = read_weights(args.weights, args.param_key, overrides)
+    if given.assumed:
+        print(assumption_note(given))
     try:
         frames, names = read_frames(args.input, args.max_frames)
     except ImageReadError as err:
         raise OptionError('INPUT', str(err)) from None
     try:
         result = adapt(frames, args.weights, args.out, work, opts, dev, param_key=args.param_key,
-                       overrides={'act_type': args.act_type, 'hf_branch': args.hf_branch}, names=names,
+                       overrides=overrides, names=names,
                        restart=args.restart, progress=True, report=print)
     except OptionError as err:  # options checked against the weights (e.g. --patch and the scale)
         raise err.renamed(FLAGS) from None
@@ -145,12 +157,11 @@ def run(args: argparse.Namespace) -> int:
     how = f'stopped early after {result.iterations}' if result.stopped_early else f'{result.iterations}'
     print(f'held-out Y-PSNR: given weights {result.before:.3f} dB, adapted {best:.3f} dB at best (iteration '
           f'{best_iter} of {how} iterations); bicubic {result.bicubic:.3f} dB')
-    if result.before < result.bicubic:
-        print(f'warning: the given weights score {result.bicubic - result.before:.2f} dB below bicubic on your '
-              'content: check they are the network you meant (a file without a stored config is taken as the '
-              'released configuration: --act-type / --hf-branch say otherwise)', file=sys.stderr)
     if result.adapted:
         print(f'wrote the adapted weights to {result.output} ({result.gain:+.3f} dB on the held-out part)')
+    elif best > result.before:
+        print(f'the adapted weights gained {best - result.before:+.3f} dB on the held-out part, less than --min-gain '
+              f'{args.min_gain:g} dB: wrote the GIVEN weights to {result.output} (unchanged)')
     else:
         advice = ('training diverged: try a smaller --lr or a longer --warmup' if best < result.before - 1 else
                   'try more --iters, a larger --lr or more images')

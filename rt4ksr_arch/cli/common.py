@@ -167,11 +167,17 @@ def load_network(args: argparse.Namespace, deploy: bool = True, scale: Optional[
         raise CheckpointError(f'--param-key {args.param_key}: {weights.source} holds no {args.param_key} weights '
                               f'(found: {weights.key.split(" ")[0]}); drop --param-key or choose that key')
     if weights.assumed:
-        flags = ' / '.join(CLI_NAMES[k] for k in weights.assumed)
-        report(f'note: {weights.source} does not store its network config; assumed '
-               f'{", ".join(f"{k}={getattr(weights.config, k)}" for k in weights.assumed)} (the released models). '
-               f'If it was trained otherwise, pass {flags}.')
+        report(assumption_note(weights))
     return net, weights
+
+
+def assumption_note(weights: Weights) -> str:
+    """The note for weights whose file does not store its network config: what was assumed and the flags
+    that say otherwise (``weights.assumed`` non-empty)."""
+    flags = ' / '.join(CLI_NAMES[k] for k in weights.assumed)
+    return (f'note: {weights.source} does not store its network config; assumed '
+            f'{", ".join(f"{k}={getattr(weights.config, k)}" for k in weights.assumed)} (the released models). '
+            f'If it was trained otherwise, pass {flags}.')
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

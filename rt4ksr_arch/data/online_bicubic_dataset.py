@@ -108,7 +108,7 @@ def check_lq_on_device(opt: Dict[str, Any], phase: str) -> None:
     """``lq_on_device`` is a YAML boolean, of a train dataset, without ``jpeg_quality``. Raises ``OptionError``
     (run by the dataset and, before any folder is made, by the model's option checks)."""
     value = opt.get('lq_on_device')
-    if value not in (None, True, False):
+    if value is not None and not isinstance(value, bool):  # 1 == True: a number is not a YAML boolean either
         raise OptionError('lq_on_device', f'must be true or false, got {value!r} (text: write it without quotes)')
     if value and phase != 'train':
         raise OptionError('lq_on_device', f'is a training option; the {phase} dataset makes its own LR (remove it '
