@@ -175,7 +175,8 @@ def main() -> None:
                         help='linear-start: the pixel loss of both runs (the recipe has MSELoss)')
     parser.add_argument('--show', type=int, default=250, help='linear-start: table columns every N iterations')
     parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared', help='the reference data folder')
-    parser.add_argument('--out', type=Path, default=Path('/tmp/rt4ksr_cpu_training'))
+    parser.add_argument('--out', type=Path, default=Path('/tmp/rt4ksr_cpu_training'),
+                        help='folder for the runs\' experiments and options (default: %(default)s)')
     args = parser.parse_args()
     args.shared, args.out = args.shared.resolve(), args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,9 @@ class AdaptOptions:
                               f'{self.holdout!r}')
         if not 0 <= self.ema_decay < 1:
             raise OptionError('ema_decay', f'must be in [0, 1), got {self.ema_decay!r}')
+        if not self.min_gain >= 0:
+            raise OptionError('min_gain', f'must be >= 0 dB (weights that lose on the held-out part are never kept), '
+                              f'got {self.min_gain!r}')
         if not self.lr > 0:
             raise OptionError('lr', f'must be positive, got {self.lr!r}')
         parse_degradation(self.degradation)
@@ -418,10 +421,11 @@ def adapt(frames: Iterable[np.ndarray], weights: str, output: str, work_dir: str
     session = Session(loaded, str(weights), param_key, split, opts, device, work_dir, resume)
     pixels = sum(h.shape[-1] * h.shape[-2] for h in split.held_out_hr)
     used, held = len(split.train), len(split.held_out_hr)
-    report(f'adapt: {used} frame{"s" * (used != 1)}{f" ({len(split.skipped)} skipped)" if split.skipped else ""}, '
+    small = f' ({len(split.skipped)} too small, skipped)' if split.skipped else ''
+    report(f'adapt: {used} frame{"s" * (used != 1)}{small}, '
            f'trained on the left {1 - opts.holdout:.0%} of each, {held} held-out region{"s" * (held != 1)} '
-           f'({pixels / 1e6:.2f} MP, right {opts.holdout:.0%}), '
-           f'x{scale}, degradation {degradation.name}, {opts.iters} iterations of {opts.batch} x {opts.patch}px '
+           f'({pixels / 1e6:.2f} MP, right {opts.holdout:.0%}), x{scale}, degradation {degradation.name}, '
+           f'{opts.iters} iteration{"s" * (opts.iters != 1)} of {opts.batch} x {opts.patch}px '
            f'on {device}')
     start = 0
     if resume:

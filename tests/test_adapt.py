@@ -176,6 +176,8 @@ def test_an_interrupted_adapt_continues_where_it_stopped(tmp_path, image_folder,
     (['--out', 'x.onnx'], '--out must end in .pth or .safetensors'),
     (['--out', 'WEIGHTS'], '--out is the --weights file'),
     (['--patch', '15'], "--patch must be a multiple of the network's scale 2"),
+    (['--min-gain', '-0.5'], '--min-gain must be >= 0 dB'),
+    (['--work', 'FILE'], 'is a file, not a folder; give --work a folder'),
     (['clip.mp4'], 'cannot open video'),
     (['notes.txt'], 'is neither an image nor a video'),
 ])
@@ -185,7 +187,7 @@ def test_bad_inputs_name_the_problem(tmp_path, image_folder, tiny_weights, capsy
         source, extra = tmp_path / extra[0], []
         source.write_bytes(b'\x00' * 16)
     args = ['adapt', str(source), '--weights', str(tiny_weights), '--out', str(tmp_path / 'o.pth'), '--device', 'cpu']
-    args += [str(tiny_weights) if a == 'WEIGHTS' else a for a in extra]
+    args += [str(tiny_weights) if a == 'WEIGHTS' else str(tiny_weights) if a == 'FILE' else a for a in extra]
     assert main(args) == 2
     assert message in capsys.readouterr().err and not (tmp_path / 'o.pth').exists()
 
@@ -211,9 +213,9 @@ def test_unreadable_and_too_small_images_in_a_folder_are_skipped_and_named(tmp_p
                       str(out), '--iters', '2', '--warmup', '0', '--eval-every', '2', '--batch', '2', '--patch', '16',
                       '--holdout', '0.5', '--device', 'cpu')
     assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r'warning: skipped: .*broken\.png', done.stderr)
+    assert re.search(r'warning: skipped broken\.png: ', done.stderr)
     assert 'warning: skipped icon.png is 12x12: its train part (6x12) cannot hold a 16x16 crop' in done.stdout
-    assert 'adapt: 3 frames (1 skipped)' in done.stdout
+    assert 'adapt: 3 frames (1 too small, skipped)' in done.stdout
     assert out.is_file()
     only_broken = tmp_path / 'broken'
     only_broken.mkdir()

@@ -81,7 +81,8 @@ CONTRADICTIONS = {
     'lq_on_device_text': (lambda raw: raw['datasets']['train'].update(lq_on_device='false'),
                           "datasets.train.lq_on_device must be true or false, got 'false'"),
     'lq_on_device_number': (lambda raw: raw['datasets']['train'].update(lq_on_device=1),
-                            'datasets.train.lq_on_device must be true or false, got 1'),
+                            'datasets.train.lq_on_device must be true or false, got 1 (YAML writes a boolean as '
+                            'true or false)'),
     'lq_on_device_jpeg': (lambda raw: raw['datasets']['train'].update(lq_on_device=True, jpeg_quality=90),
                           'datasets.train.lq_on_device cannot be combined with jpeg_quality'),
 }

@@ -123,6 +123,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, hr_dir, lq
     resumed_log = train(write_options(part_dir, hr_dir, data, total_iter=7, linear_start=4), '--auto_resume')
     assert 'Resuming training from epoch' in resumed_log and 'iter: 3' in resumed_log
     assert 'first 4 batches' in full_log and 'first 4 batches' in resumed_log
+    assert "train.total_iter 7 ends before the linear start's warmup (504)" in full_log
     resumed = logged_steps(resumed_log)
     assert sorted(resumed) == [4, 5, 6, 7]
     for it in resumed:

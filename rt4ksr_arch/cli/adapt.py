@@ -107,7 +107,7 @@ def read_frames(source: str, max_frames: int = MAX_FRAMES,
             frames.append(read_rgb(name))
             names.append(os.path.basename(name))
         except (ImageReadError, OSError) as err:
-            warn(f'skipped: {err}')
+            warn(f'skipped {os.path.basename(name)}: {err}')
     if not frames:
         raise ImageReadError(f'{source} holds no readable image (each was skipped above)')
     return frames, names
@@ -135,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if os.path.abspath(args.weights) == os.path.abspath(args.out):
         raise OptionError('--out', 'is the --weights file; write the adapted weights to another file')
     refuse_existing([args.out], args.overwrite)
-    writable_folder(Path(args.out).resolve().parent)
+    writable_folder(Path(args.out).resolve().parent, '--out')
     work = args.work or f'{args.out}.adapt'
-    writable_folder(Path(work).resolve())
+    writable_folder(Path(work).resolve(), '--work')
     hf_branch = None if args.hf_branch is None else args.hf_branch == 'on'
     overrides = {'act_type': args.act_type, 'hf_branch': hf_branch}
     given = read_weights(args.weights, args.param_key, overrides)

@@ -184,19 +184,21 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: keep them)')
 
 
-def writable_folder(folder: Path) -> Path:
+def writable_folder(folder: Path, flag: str = 'the output') -> Path:
     """``folder``, created if needed, after proving a file can be written in it (before any long work).
 
-    Raises ``OutputNotWritableError`` naming the folder and the cause (read-only, no permission,
-    a file in the way, disk full).
+    Raises ``OutputNotWritableError`` naming the folder, the cause (read-only, no permission, a
+    file in the way, disk full) and ``flag``, the option that chose the folder.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputNotWritableError(f'{folder} is a file, not a folder; give {flag} a folder (or remove the file)')
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix='.rt4ksr-write-test-'):
             pass
     except OSError as err:
-        raise OutputNotWritableError(f'cannot write to {folder} ({err.strerror or err}); choose another output '
+        raise OutputNotWritableError(f'cannot write to {folder} ({err.strerror or err}); give {flag} another '
                                      'folder or fix its permissions') from None
     return folder
 
@@ -205,7 +207,8 @@ def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
     """Raise ``OutputExistsError`` naming every path that exists, unless ``overwrite``."""
     existing = [str(p) for p in paths if Path(p).exists()]
     if existing and not overwrite:
-        raise OutputExistsError(f'{", ".join(existing)} already exist(s); pass --overwrite to replace, or choose '
+        verb = 'already exists' if len(existing) == 1 else 'already exist'
+        raise OutputExistsError(f'{", ".join(existing)} {verb}; pass --overwrite to replace, or choose '
                                 'another output')
 
 

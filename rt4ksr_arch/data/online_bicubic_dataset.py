@@ -109,7 +109,8 @@ def check_lq_on_device(opt: Dict[str, Any], phase: str) -> None:
     (run by the dataset and, before any folder is made, by the model's option checks)."""
     value = opt.get('lq_on_device')
     if value is not None and not isinstance(value, bool):  # 1 == True: a number is not a YAML boolean either
-        raise OptionError('lq_on_device', f'must be true or false, got {value!r} (text: write it without quotes)')
+        hint = 'text: write it without quotes' if isinstance(value, str) else 'YAML writes a boolean as true or false'
+        raise OptionError('lq_on_device', f'must be true or false, got {value!r} ({hint})')
     if value and phase != 'train':
         raise OptionError('lq_on_device', f'is a training option; the {phase} dataset makes its own LR (remove it '
                           'there)')

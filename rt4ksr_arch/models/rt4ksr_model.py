@@ -373,6 +373,11 @@ class RT4KSRModel(SRModel):
                 f'Linear start: net_g is the least-squares linear upscaler of the first {fit["batches"]} batches '
                 f'(last batch PSNR {psnr:.2f} dB, RGB, no crop); optimizer steps from iteration {current_iter + 1}, '
                 f'the LR warmed up until iteration {self.linear_start_batches + LINEAR_START_WARMUP} at least')
+            warmed = self.linear_start_batches + LINEAR_START_WARMUP
+            if int(self.opt['train']['total_iter']) < warmed:
+                get_root_logger().warning(
+                    f'train.total_iter {self.opt["train"]["total_iter"]} ends before the linear start\'s warmup '
+                    f'({warmed}): the LR never reaches its peak; train longer for the full schedule')
             self._linear_fit = None
 
     def optimize_parameters(self, current_iter):
