@@ -1,5 +1,7 @@
 """The CLI kit: every tool reads the network a checkpoint holds (config, EMA) and refuses bad flags alike."""
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -13,7 +15,7 @@ from rt4ksr_arch import RT4KSR, save_checkpoint
 from rt4ksr_arch.cli.main import main as rt4ksr
 from rt4ksr_arch.config import CONFIG_KEY
 from rt4ksr_arch.ops.bicubic import imresize
-from tests.helpers import assert_close_8bit, randomize_, run_module
+from tests.helpers import REPO, assert_close_8bit, randomize_, run_module, shared
 
 
 def run(capsys, *argv: str):
@@ -190,3 +192,53 @@ def test_what_a_tool_cannot_honour_is_refused_before_any_work(tmp_path, capsys):
     assert 'see rt4ksr upscale --help' in err or 'upscale --help' in err
     status, stdout, _ = run(capsys, 'upscale', a, out, '--weights', str(tmp_path / 'plain.pth'), '--hf-branch', 'off')
     assert status == 0 and 'assumed act_type=gelu' in stdout and 'hf_branch' not in stdout.split('note:')[1]
+
+
+def test_the_benchmark_default_row_is_what_upscale_runs(tmp_path, capsys, monkeypatch):
+    import rt4ksr_arch.backends as backends
+    import rt4ksr_arch.cli.benchmark as benchmark_cli
+    import rt4ksr_arch.inference as inference
+    calls = {}
+
+    def recording(tool, real):
+        def prepare(net, device='auto', precision='fp32', channels_last=True, compile=False):
+            calls[tool] = (inference.resolve_device(device).type, precision, channels_last, compile)
+            return real(net, device, precision, channels_last, compile)
+        return prepare
+
+    monkeypatch.setattr(benchmark_cli, 'prepare_network', recording('benchmark', inference.prepare_network))
+    for module in (inference, backends):  # every way upscale's runner is built
+        monkeypatch.setattr(module, 'prepare_network', recording('upscale', inference.prepare_network))
+    weights = tmp_path / 'w.pth'
+    net = randomize_(RT4KSR())
+    save_checkpoint(str(weights), net.config, params=net.state_dict())
+    cv2.imwrite(str(tmp_path / 'a.png'), photo())
+    status, _, err = run(capsys, 'benchmark', '--device', 'cpu', '--input', '16x16', '--warmup', '0', '--runs', '1')
+    assert status == 0, err
+    status, _, err = run(capsys, 'upscale', str(tmp_path / 'a.png'), str(tmp_path / 'out'), '--device', 'cpu',
+                         '--weights', str(weights))
+    assert status == 0, err
+    assert calls['benchmark'] == calls['upscale'] == ('cpu', 'fp32', True, False)
+
+
+def readme_commands(*prefixes: str) -> list:
+    """The README's command lines that start with one of ``prefixes``, without comments and ``[optional]`` parts."""
+    text = (REPO / 'README.md').read_text()
+    lines = [re.sub(r'\[[^\]]*\]', '', line.split('#')[0]).split() for line in text.splitlines()
+             if line.startswith(prefixes)]
+    return [line[1:] for line in lines]
+
+
+def test_the_readme_convert_and_export_examples_run_as_written_into_ignored_folders(tmp_path, capsys, monkeypatch):
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    (cache / 'rt4ksr_x2.pth').symlink_to(shared('weights', 'rt4ksr_official', 'rt4ksr_x2.pth'))
+    monkeypatch.setenv('RT4KSR_CACHE', str(cache))
+    monkeypatch.chdir(tmp_path)
+    commands = readme_commands('rt4ksr convert rt4ksr_x2 ', 'rt4ksr export rt4ksr_x2 ')
+    assert len(commands) >= 4, commands
+    for argv in commands:
+        status, _, err = run(capsys, *argv)
+        assert status == 0 and (tmp_path / argv[2]).is_file(), (argv, err)
+        ignored = subprocess.run(['git', '-C', str(REPO), 'check-ignore', '-q', '--no-index', argv[2]])
+        assert ignored.returncode == 0, f'{argv[2]} would land untracked in a checkout'

@@ -2,6 +2,7 @@
 import io
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -120,6 +121,18 @@ def unwritable(tmp_path: Path) -> Path:
     return tmp_path / 'blocker' / 'out'
 
 
+def tiny_clip(path: Path) -> Path:
+    """A 3-frame 16x16 H.264 file."""
+    with av.open(str(path), 'w') as container:
+        stream = container.add_stream('libx264', rate=12)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, 'yuv420p'
+        for level in (50, 70, 90):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), level, np.uint8),
+                                                                   format='rgb24')))
+        container.mux(stream.encode())
+    return path
+
+
 def test_every_tool_checks_its_output_can_be_written_before_working(tmp_path, capsys, weights):
     cv2.imwrite(str(tmp_path / 'a.png'), np.full((8, 8, 3), 50, np.uint8))
     target = unwritable(tmp_path)
@@ -132,6 +145,8 @@ def test_every_tool_checks_its_output_can_be_written_before_working(tmp_path, ca
                      str(target)],
         'convert': ['convert', str(weights), str(target / 'c.pth')],
         'export': ['export', str(weights), str(target / 'm.onnx')],
+        'upscale (video)': ['upscale', str(tiny_clip(tmp_path / 'in.mp4')), str(target / 'v.mp4'), '--weights',
+                            str(weights)],
     }
     for tool, argv in commands.items():
         status, out, err = run(capsys, *argv)
@@ -147,6 +162,7 @@ def test_evaluate_skips_empty_sets(tmp_path, capsys, weights):
     status, out, err = run(capsys, 'evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Empty',
                            'Full', '--out', str(tmp_path / 'e'))
     assert status == 0 and 'skipped Empty' in out, err
+    assert 'Full: 100%' in err and '1/1' in err  # the set's progress bar
     assert 'Empty' not in (tmp_path / 'e' / 'table.csv').read_text()
     status, _, err = run(capsys, 'evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Empty',
                          '--out', str(tmp_path / 'e2'))
