@@ -1,5 +1,6 @@
 """Field failures replayed from users' reports, each fixed as a kind; every test makes its own inputs."""
 import io
+import re
 from pathlib import Path
 
 import av
@@ -162,7 +163,7 @@ def test_evaluate_skips_empty_sets(tmp_path, capsys, weights):
     status, out, err = run(capsys, 'evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Empty',
                            'Full', '--out', str(tmp_path / 'e'))
     assert status == 0 and 'skipped Empty' in out, err
-    assert 'Full: 100%' in err and '1/1' in err  # the set's progress bar
+    assert re.search(r'Full: +0%.*image/s', err)  # the set's progress bar (cleared at its end: leave=False)
     assert 'Empty' not in (tmp_path / 'e' / 'table.csv').read_text()
     status, _, err = run(capsys, 'evaluate', str(weights), '--data', str(tmp_path / 'sets'), '--sets', 'Empty',
                          '--out', str(tmp_path / 'e2'))
