@@ -3,7 +3,6 @@ import io
 import re
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from rt4ksr_arch.data.image_io import decode_unchanged, list_images
 from rt4ksr_arch.evaluation import figure_row
 from rt4ksr_arch.ops.bicubic import imresize
 from tests.test_cli import run
+from tests.test_video import smooth_frames, write_clip
 
 
 @pytest.fixture(scope='module')
@@ -122,21 +122,10 @@ def unwritable(tmp_path: Path) -> Path:
     return tmp_path / 'blocker' / 'out'
 
 
-def tiny_clip(path: Path) -> Path:
-    """A 3-frame 16x16 H.264 file."""
-    with av.open(str(path), 'w') as container:
-        stream = container.add_stream('libx264', rate=12)
-        stream.width, stream.height, stream.pix_fmt = 16, 16, 'yuv420p'
-        for level in (50, 70, 90):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), level, np.uint8),
-                                                                   format='rgb24')))
-        container.mux(stream.encode())
-    return path
-
-
 def test_every_tool_checks_its_output_can_be_written_before_working(tmp_path, capsys, weights):
     cv2.imwrite(str(tmp_path / 'a.png'), np.full((8, 8, 3), 50, np.uint8))
     target = unwritable(tmp_path)
+    write_clip(tmp_path / 'in.mp4', smooth_frames(3, 16, 16, 255, np.uint8))
     sets = tmp_path / 'sets' / 'Mine' / 'HR'
     sets.mkdir(parents=True)
     cv2.imwrite(str(sets / 'hr.png'), np.full((16, 16, 3), 50, np.uint8))
@@ -146,8 +135,7 @@ def test_every_tool_checks_its_output_can_be_written_before_working(tmp_path, ca
                      str(target)],
         'convert': ['convert', str(weights), str(target / 'c.pth')],
         'export': ['export', str(weights), str(target / 'm.onnx')],
-        'upscale (video)': ['upscale', str(tiny_clip(tmp_path / 'in.mp4')), str(target / 'v.mp4'), '--weights',
-                            str(weights)],
+        'upscale (video)': ['upscale', str(tmp_path / 'in.mp4'), str(target / 'v.mp4'), '--weights', str(weights)],
     }
     for tool, argv in commands.items():
         status, out, err = run(capsys, *argv)

@@ -293,6 +293,11 @@ class RT4KSRModel(SRModel):
         for optimizer in self.optimizers:
             self.schedulers.append(scheduler_cls(optimizer, **sched_opt))
 
+    @property
+    def linear_start_warmed(self) -> int:
+        """The iteration until which the LR warms up at least after a linear start (its fit, then the warmup)."""
+        return self.linear_start_batches + LINEAR_START_WARMUP
+
     def update_learning_rate(self, current_iter, warmup_iter=-1):
         """Step schedulers once per iteration (BasicSR semantics) with a linear warmup on top.
 
@@ -301,7 +306,7 @@ class RT4KSRModel(SRModel):
         the LR the scheduler chains from, and stayed below the peak.
         """
         if self.linear_start_batches:
-            warmup_iter = max(warmup_iter, self.linear_start_batches + LINEAR_START_WARMUP)
+            warmup_iter = max(warmup_iter, self.linear_start_warmed)
         if current_iter > 1:
             if self._scheduled_lrs is not None:
                 self._set_lr(self._scheduled_lrs)
@@ -372,12 +377,11 @@ class RT4KSRModel(SRModel):
             get_root_logger().info(
                 f'Linear start: net_g is the least-squares linear upscaler of the first {fit["batches"]} batches '
                 f'(last batch PSNR {psnr:.2f} dB, RGB, no crop); optimizer steps from iteration {current_iter + 1}, '
-                f'the LR warmed up until iteration {self.linear_start_batches + LINEAR_START_WARMUP} at least')
-            warmed = self.linear_start_batches + LINEAR_START_WARMUP
-            if int(self.opt['train']['total_iter']) < warmed:
+                f'the LR warmed up until iteration {self.linear_start_warmed} at least')
+            if int(self.opt['train']['total_iter']) < self.linear_start_warmed:
                 get_root_logger().warning(
                     f'train.total_iter {self.opt["train"]["total_iter"]} ends before the linear start\'s warmup '
-                    f'({warmed}): the LR never reaches its peak; train longer for the full schedule')
+                    f'({self.linear_start_warmed}): the LR never reaches its peak; train longer for the full schedule')
             self._linear_fit = None
 
     def optimize_parameters(self, current_iter):
